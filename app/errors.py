@@ -1,0 +1,152 @@
+"""One way to fail: typed errors with a code, rendered in the envelope of the surface they came to.
+
+Surfaces:
+- `/api/v1/…` (workers): the spec's envelope `{"success": false, "error": {code, message, details}, "request_id"}`.
+- every other JSON path (`/auth`, `/api`, `/jobs`, `/webhooks`, `/submit-job`, health):
+  `{"error": {code, message, details}, "request_id"}`.
+- dashboard pages: an HTML page with the message (never a stack trace).
+"""
+import logging
+
+from flask import current_app, g, jsonify, render_template, request
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger("conveyor.errors")
+
+
+class AppError(Exception):
+    status = 400
+    code = "BAD_REQUEST"
+    message = "Bad request"
+
+    def __init__(self, message=None, details=None, *, code=None, status=None, headers=None):
+        super().__init__(message or self.message)
+        self.message = message or self.message
+        self.details = details or {}
+        self.code = code or self.code
+        self.status = status or self.status
+        self.headers = headers or {}
+
+
+class ValidationError(AppError):
+    status, code, message = 400, "VALIDATION_ERROR", "Invalid request parameters"
+
+    def __init__(self, field_errors: dict, message=None, **kw):
+        super().__init__(message, {"field_errors": field_errors}, **kw)
+
+
+class InvalidJSON(AppError):
+    status, code, message = 400, "INVALID_JSON", "Request body is not valid JSON"
+
+
+class Unauthorized(AppError):
+    status, code, message = 401, "UNAUTHORIZED", "Authentication required"
+
+
+class Forbidden(AppError):
+    status, code, message = 403, "FORBIDDEN", "Not allowed"
+
+
+class NotFound(AppError):
+    status, code, message = 404, "NOT_FOUND", "Not found"
+
+
+class Conflict(AppError):
+    status, code, message = 409, "CONFLICT", "Conflict with the current state"
+
+
+class PayloadTooLarge(AppError):
+    status, code, message = 413, "PAYLOAD_TOO_LARGE", "Request body is too large"
+
+
+class RateLimited(AppError):
+    status, code, message = 429, "RATE_LIMITED", "Too many requests"
+
+
+class Unavailable(AppError):
+    status, code, message = 503, "SERVICE_UNAVAILABLE", "Service temporarily unavailable"
+
+
+_HTTP_CODES = {
+    400: ("BAD_REQUEST", "Bad request"),
+    401: ("UNAUTHORIZED", "Authentication required"),
+    403: ("FORBIDDEN", "Not allowed"),
+    404: ("NOT_FOUND", "No such resource"),
+    405: ("METHOD_NOT_ALLOWED", "Method not allowed on this resource"),
+    413: ("PAYLOAD_TOO_LARGE", "Request body is too large"),
+    415: ("UNSUPPORTED_MEDIA_TYPE", "Unsupported media type"),
+    429: ("RATE_LIMITED", "Too many requests"),
+}
+
+JSON_PREFIXES = ("/api/", "/auth/", "/jobs", "/webhooks", "/submit-job", "/healthz", "/readyz", "/openapi.json", "/ws")
+
+
+def is_worker_api() -> bool:
+    return request.path.startswith("/api/v1/") or request.path == "/api/v1"
+
+
+def wants_json() -> bool:
+    if request.path.startswith(JSON_PREFIXES):
+        return True
+    return request.accept_mimetypes.best == "application/json"
+
+
+def error_response(err: AppError):
+    body = {"code": err.code, "message": err.message, "details": err.details}
+    if is_worker_api():
+        payload = {"success": False, "error": body, "request_id": g.get("request_id")}
+    else:
+        payload = {"error": body, "request_id": g.get("request_id")}
+    response = jsonify(payload)
+    response.status_code = err.status
+    for name, value in err.headers.items():
+        response.headers[name] = value
+    return response
+
+
+def _from_http(exc: HTTPException) -> AppError:
+    code, message = _HTTP_CODES.get(exc.code, ("HTTP_ERROR", exc.name))
+    details = {}
+    if exc.code == 405 and getattr(exc, "valid_methods", None):
+        details["allowed_methods"] = sorted(exc.valid_methods)
+    if exc.code == 413:
+        details["max_bytes"] = request.max_content_length
+    headers = {}
+    if exc.code == 429:
+        # flask-limiter puts the limit on the exception; Retry-After is added by the limiter itself.
+        limit = getattr(exc, "limit", None)
+        if limit is not None:
+            details["limit"] = str(limit.limit)
+    if exc.code == 405 and getattr(exc, "valid_methods", None):
+        headers["Allow"] = ", ".join(sorted(exc.valid_methods))
+    return AppError(message, details, code=code, status=exc.code, headers=headers)
+
+
+def register_error_handlers(app):
+    @app.errorhandler(AppError)
+    def handle_app_error(err):
+        if wants_json():
+            return error_response(err)
+        return _html(err)
+
+    @app.errorhandler(HTTPException)
+    def handle_http(exc):
+        if not wants_json():
+            return exc
+        return error_response(_from_http(exc))
+
+    @app.errorhandler(Exception)
+    def handle_unexpected(exc):
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        err = AppError("Internal server error", code="INTERNAL_ERROR", status=500)
+        if wants_json():
+            return error_response(err)
+        return _html(err)
+
+
+def _html(err: AppError):
+    try:
+        return render_template("error.html", error=err), err.status
+    except Exception:  # the template itself failed: fall back to plain text, never a trace
+        current_app.logger.exception("error page failed")
+        return f"{err.status} {err.message}", err.status, {"Content-Type": "text/plain; charset=utf-8"}

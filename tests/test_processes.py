@@ -1,0 +1,68 @@
+"""The service as a newcomer runs it: `make run`'s launcher, and the Procfile's web process."""
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import requests
+
+from tests.support import ROOT, free_port
+
+
+def _children_of(pid):
+    out = subprocess.run(["ps", "-eo", "pid,ppid,pgid,args"], capture_output=True, text=True).stdout
+    return [line for line in out.splitlines()[1:] if line.split()[2] == str(pid)]
+
+
+@pytest.mark.slow
+def test_make_run_launcher_serves_and_ctrl_c_stops_everything(tmp_path):
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
+    env.update(PORT=str(port), DATABASE_URL=f"sqlite:///{tmp_path}/conveyor.db", WEB_CONCURRENCY="1")
+    log = open(tmp_path / "run.log", "w+")
+    proc = subprocess.Popen([sys.executable, "devserver.py"], cwd=ROOT, env=env, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.time() + 90
+        while time.time() < deadline:
+            try:
+                if requests.get(base + "/readyz", timeout=1).status_code == 200:
+                    break
+            except requests.RequestException:
+                time.sleep(0.5)
+        else:
+            log.seek(0)
+            pytest.fail("readyz never answered 200:\n" + log.read()[-3000:])
+        log.seek(0)
+        output = log.read()
+        assert "bundled Redis" in output
+        key = re.search(r"API key\s+(cvk_\S+)", output).group(1)
+        res = requests.post(base + "/api/v1/jobs", data="{", headers={"X-API-Key": key})
+        assert res.headers["Content-Type"].startswith("application/json")
+        assert requests.get(base + "/api/v1/jobs", headers={"X-API-Key": key}).json()["success"] is True
+        assert "swagger-ui" in requests.get(base + "/docs").text
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+        proc.wait(timeout=40)
+    time.sleep(1)
+    assert _children_of(proc.pid) == [], "processes left running after Ctrl-C"
+    log.seek(0)
+    assert "bundled Redis stopped" in log.read()
+
+
+def test_procfile_web_process_answers_in_every_envelope(live_server, key_headers):
+    res = requests.get(live_server + "/api/v1/jobs", headers=key_headers)
+    assert res.status_code == 200 and res.json()["success"] is True
+    res = requests.get(live_server + "/api/v1/jobs")
+    assert res.status_code == 401 and res.json()["error"]["code"] == "UNAUTHORIZED"
+    assert requests.get(live_server + "/readyz").json()["status"] == "ready"
+
+
+def test_procfile_declares_web_worker_and_release():
+    procfile = open(os.path.join(ROOT, "Procfile")).read()
+    kinds = dict(line.split(":", 1) for line in procfile.strip().splitlines())
+    assert "gunicorn" in kinds["web"] and "worker.py" in kinds["worker"] and "db upgrade" in kinds["release"]
