@@ -35,7 +35,7 @@ def main() -> int:
         redis_server = start_bundled_redis()
         env["REDIS_URL"] = f"unix://{redis_server.socket_file}"
     try:
-        run([os.path.join(BIN, "flask"), "db", "upgrade"], env)
+        run([os.path.join(BIN, "flask"), "db", "upgrade", "heads"], env)
         run([os.path.join(BIN, "flask"), "bootstrap"], env)
         print(f"devserver: web on http://localhost:{env.get('PORT', '27555')}  (Ctrl-C stops everything)",
               flush=True)

@@ -44,11 +44,13 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    from app.api import auth, docs, health, v1
+    from app import dashboard
+    from app.api import auth, docs, health, notify, projects, v1
 
     app.register_blueprint(health.bp)
     app.register_blueprint(docs.bp)
-    for blueprint in (v1.bp, auth.bp):
+    app.register_blueprint(dashboard.bp)
+    for blueprint in (v1.bp, auth.bp, projects.bp, notify.bp):
         ext.csrf.exempt(blueprint)  # token- and key-authenticated APIs; CSRF guards cookie-session forms
         ext.api.register_blueprint(blueprint)
 

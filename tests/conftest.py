@@ -65,7 +65,7 @@ def _session_app(database_url, redis_url):
     app = create_app(env={"DATABASE_URL": database_url, "REDIS_URL": redis_url},
                      overrides={"TESTING": True, "WTF_CSRF_ENABLED": False, "LOGIN_RATE_LIMIT": "1000/minute"})
     with app.app_context():
-        upgrade()  # the real migrations, so the schema under test is the one deployments get
+        upgrade(revision="heads")  # the real migrations, so the schema under test is the one deployments get
     return app
 
 

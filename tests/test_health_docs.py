@@ -7,11 +7,16 @@ def test_healthz_and_readyz(client):
     assert res.status_code == 200 and res.get_json()["checks"] == {"database": "ok", "redis": "ok"}
 
 
-def test_readyz_names_what_is_down(database_url):
+def test_readyz_names_what_is_down(app, client):
+    import redis
+
     from tests.support import free_port
-    from app import create_app
-    app = create_app(env={"DATABASE_URL": database_url, "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"})
-    res = app.test_client().get("/readyz")
+    working = app.extensions["redis"]
+    app.extensions["redis"] = redis.Redis.from_url(f"redis://127.0.0.1:{free_port()}/0")
+    try:
+        res = client.get("/readyz")
+    finally:
+        app.extensions["redis"] = working
     assert res.status_code == 503
     assert res.get_json()["checks"]["database"] == "ok"
     assert res.get_json()["checks"]["redis"].startswith("error")

@@ -1,0 +1,7 @@
+"""Notifications API: job polling (`/jobs`), job submission (`/submit-job`) and webhooks (`/webhooks`)."""
+from app.api.base import Blueprint
+
+bp = Blueprint("notify", __name__, url_prefix="", description=(
+    "Learn of job progress and results by polling, WebSocket (`/ws`) or signed webhooks. "
+    "Authenticate with `Authorization: Bearer <JWT>`. Errors: `{\"error\": {code, message, details}, "
+    "\"request_id\"}`."))

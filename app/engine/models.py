@@ -1,0 +1,1 @@
+"""Engine tables (processes, instances, element instances, jobs, history, incidents)."""

@@ -1,0 +1,1 @@
+"""Project tables (projects, members, records, project jobs, files, rules, scenarios)."""
