@@ -3,6 +3,7 @@ from flask import Flask, request
 
 from app import config as config_module
 from app.errors import register_error_handlers
+from app import dbsetup  # noqa: F401  (SQLite pragmas and BEGIN handling)
 from app import extensions as ext  # not `api`: importing app.api would rebind that name here
 from app.observability import configure_logging, register_request_hooks
 
