@@ -58,6 +58,7 @@ SETTINGS = [
     Setting("ALLOW_PRIVATE_WEBHOOKS", "(true outside production)", "let webhooks target private addresses"),
     Setting("WS_ALLOWED_ORIGINS", "(same host)", "comma-separated Origins allowed on `/ws`"),
     Setting("LOG_LEVEL", "INFO", "log level of the JSON request log"),
+    Setting("PROJECT_JOBS_RECONCILE_SECONDS", 20, "period of the project-job reconciler in each worker"),
 ]
 
 
@@ -90,6 +91,7 @@ def load(env=None, overrides=None) -> dict:
         in ("1", "true", "yes"),
         "WS_ALLOWED_ORIGINS": [o.strip() for o in env.get("WS_ALLOWED_ORIGINS", "").split(",") if o.strip()],
         "LOG_LEVEL": env.get("LOG_LEVEL", "INFO"),
+        "PROJECT_JOBS_RECONCILE_SECONDS": _int(env, "PROJECT_JOBS_RECONCILE_SECONDS", 20),
         "SQLALCHEMY_TRACK_MODIFICATIONS": False,
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         # flask-smorest / OpenAPI
