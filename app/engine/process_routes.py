@@ -1,0 +1,104 @@
+"""Worker API routes for process models, instances and incidents."""
+from flask import g, request
+
+from app.api.base import envelope, ok
+from app.api.v1 import bp
+from app.auth.guards import require_key
+from app.engine import deploy, incidents, instances, present
+from app.engine import schemas as s
+from app.errors import ValidationError
+
+_XML_BODY = {"required": True, "content": {
+    "application/xml": {"schema": {"type": "string"}},
+    "multipart/form-data": {"schema": {"type": "object", "properties": {"file": {"type": "string",
+                                                                                 "format": "binary"}}}}}}
+
+
+def _xml_body() -> bytes:
+    if request.mimetype == "multipart/form-data":
+        upload = request.files.get("file")
+        if upload is None:
+            raise ValidationError({"file": "A BPMN file is required in the multipart field 'file'"})
+        return upload.read()
+    return request.get_data()
+
+
+def _process(row, **extra) -> dict:
+    return {**present.process(row), **extra}
+
+
+@bp.post("/processes")
+@require_key("process")
+@bp.doc(requestBody=_XML_BODY)
+@bp.response(200, envelope(s.DeployResult))
+def deploy_process(*args):
+    """Deploy a BPMN model (Camunda Modeler XML, as `application/xml` or a multipart field `file`).
+
+    The same XML again returns the same version (`created: false`); changed XML gets the next
+    version. Unsupported elements are refused with 400 `UNSUPPORTED_ELEMENT` naming each one;
+    malformed XML, DTDs/entities and oversize documents with `INVALID_BPMN` / `PAYLOAD_TOO_LARGE`."""
+    row, created = deploy.deploy(tenant=g.api_key.tenant, xml=_xml_body())
+    return ok(_process(row, created=created), 201 if created else 200)
+
+
+@bp.get("/processes")
+@require_key("process")
+@bp.response(200, envelope(s.ProcessList))
+def list_processes():
+    """Every deployed version of every process of this key's tenant."""
+    return ok({"processes": [present.process(p) for p in deploy.list_processes(tenant=g.api_key.tenant)]})
+
+
+@bp.get("/processes/<process_id>")
+@require_key("process")
+@bp.response(200, envelope(s.ProcessVersions))
+def get_process(process_id):
+    """The latest version of a process, with all its versions."""
+    rows = deploy.get_versions(tenant=g.api_key.tenant, process_id=process_id)
+    return ok(_process(rows[0], versions=[present.process(p) for p in rows]))
+
+
+@bp.post("/process-instances")
+@require_key("process")
+@bp.arguments(s.StartRequest)
+@bp.response(201, envelope(s.InstanceSchema))
+def start_instance(args):
+    """Start an instance of the latest (or the given) version with variables; its first jobs are created."""
+    return ok(instances.start(tenant=g.api_key.tenant, **args), 201)
+
+
+@bp.get("/process-instances/<instance_id>")
+@require_key("process")
+@bp.response(200, envelope(s.InstanceSchema))
+def get_instance(instance_id):
+    """State, variables, element instances, jobs and incidents of an instance."""
+    return ok(instances.get(tenant=g.api_key.tenant, key=instance_id))
+
+
+@bp.post("/process-instances/<instance_id>/cancel")
+@require_key("process")
+@bp.response(200, envelope(s.InstanceSchema))
+def cancel_instance(instance_id):
+    """Cancel an active instance: its open jobs become CANCELLED (completing them answers 409)."""
+    return ok(instances.cancel(tenant=g.api_key.tenant, key=instance_id))
+
+
+@bp.get("/incidents")
+@require_key("process")
+@bp.arguments(s.IncidentQuery, location="query")
+@bp.response(200, envelope(s.IncidentList))
+def list_incidents(args):
+    """Incidents of this key's tenant, newest first (filter by state and process instance)."""
+    rows = incidents.list_incidents(tenant=g.api_key.tenant, **args)
+    return ok({"incidents": [present.incident(i) for i in rows]})
+
+
+@bp.post("/incidents/<incident_key>/resolve")
+@require_key("process")
+@bp.arguments(s.ResolveRequest)
+@bp.response(200, envelope(s.IncidentSchema))
+def resolve_incident(args, incident_key):
+    """Resolve an incident: its job becomes activatable again with `retries` (default 1); a gateway
+    incident evaluates the gateway again with the instance's current variables."""
+    inc = incidents.resolve(tenant=g.api_key.tenant, key=incident_key, retries=args["retries"])
+    return ok(present.incident(inc))

@@ -1,0 +1,60 @@
+"""Write transactions and the Redis messages they send after commit.
+
+Every engine use case runs in one `write()` block: on SQLite it takes the write lock at BEGIN
+(a deferred transaction that reads and then writes can fail with SQLITE_BUSY when another
+writer got in between); on PostgreSQL rows are locked explicitly by the service.
+
+Two channels carry messages, both published only after the transaction commits:
+
+- `conveyor:engine` — one compact JSON object per job state change (the durable record is the
+  job history row): `{"event": "job.completed", "job_key", "job_type", "tenant",
+  "process_instance_id", "worker", "at"}`; instance events use `process_instance_id` only.
+- `conveyor:engine:wake` — "jobs of this type are activatable (from `at_ms`)":
+  `{"tenant", "job_type", "count", "at_ms"}`; only long-polling web processes listen to it.
+"""
+import json
+from contextlib import contextmanager
+
+from app import clock, dbsetup
+from app.extensions import db
+from app.notify.events import publish_after_commit
+
+EVENTS_CHANNEL = "conveyor:engine"
+WAKE_CHANNEL = "conveyor:engine:wake"
+
+
+def is_postgres() -> bool:
+    return db.session.get_bind().dialect.name == "postgresql"
+
+
+@contextmanager
+def write():
+    if not is_postgres():
+        # SQLite: BEGIN IMMEDIATE must start the transaction, so end the read one auth left open.
+        # PostgreSQL: continuing it costs nothing (read committed) and saves a BEGIN/COMMIT pair.
+        db.session.commit()
+    try:
+        with dbsetup.immediate():
+            yield db.session
+            db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        raise
+
+
+def job_event(event: str, *, job_key: str, job_type: str, tenant: str, instance_key: str,
+              worker: str | None = None, **extra) -> None:
+    message = {"event": event, "job_key": job_key, "job_type": job_type, "tenant": tenant,
+               "process_instance_id": instance_key, "worker": worker, "at": clock.iso(clock.utcnow()), **extra}
+    publish_after_commit(EVENTS_CHANNEL, json.dumps(message, separators=(",", ":")))
+
+
+def instance_event(event: str, *, tenant: str, instance_key: str, **extra) -> None:
+    message = {"event": event, "tenant": tenant, "process_instance_id": instance_key,
+               "at": clock.iso(clock.utcnow()), **extra}
+    publish_after_commit(EVENTS_CHANNEL, json.dumps(message, separators=(",", ":")))
+
+
+def wake(*, tenant: str, job_type: str, count: int = 1, at=None) -> None:
+    message = {"tenant": tenant, "job_type": job_type, "count": count, "at_ms": clock.epoch_ms(at) if at else 0}
+    publish_after_commit(WAKE_CHANNEL, json.dumps(message, separators=(",", ":")))

@@ -1,0 +1,149 @@
+"""Long polling: a waiting activate request costs a greenlet (or thread) and an Event, not a DB loop.
+
+One Redis pub/sub listener per web process (started lazily, as a daemon thread — a greenlet under
+gunicorn's gevent worker, since gevent patches `threading`) receives `conveyor:engine:wake`
+messages published after commit and wakes waiting requests of that (tenant, type), one per
+activatable job, oldest waiter first — never the whole herd. A message with a future `at_ms`
+(a job in retry backoff) wakes one waiter when that time comes. A waiter also wakes at its own
+deadline and when the earliest backed-off or timed-out job of its type becomes activatable, which
+it learns from its last query. Missed messages cost no job: the next poll finds it in the database.
+"""
+import json
+import logging
+import os
+import threading
+import time
+from collections import deque
+
+from flask import current_app
+
+from app.engine.tx import WAKE_CHANNEL
+from app.errors import Unavailable
+
+log = logging.getLogger("conveyor.engine.waiting")
+
+
+class Waiter:
+    __slots__ = ("key", "event")
+
+    def __init__(self, key):
+        self.key = key
+        self.event = threading.Event()
+
+
+class Hub:
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.waiters: dict[tuple, deque] = {}
+        self.count = 0
+        self.pid = None
+        self.connected = False
+
+    def ensure_listener(self, redis_url: str) -> None:
+        if self.pid == os.getpid():
+            return
+        with self.lock:
+            if self.pid == os.getpid():
+                return
+            self.pid = os.getpid()
+            self.waiters, self.count = {}, 0
+            threading.Thread(target=self._listen, args=(redis_url,), name="engine-wake", daemon=True).start()
+
+    def register(self, tenant: str, job_type: str, limit: int) -> Waiter:
+        with self.lock:
+            if self.count >= limit:
+                raise Unavailable("Too many workers are waiting for jobs; retry shortly",
+                                  {"waiting_requests": self.count}, code="TOO_MANY_WAITERS",
+                                  headers={"Retry-After": "1"})
+            waiter = Waiter((tenant, job_type))
+            self.waiters.setdefault(waiter.key, deque()).append(waiter)
+            self.count += 1
+            return waiter
+
+    def unregister(self, waiter: Waiter) -> None:
+        with self.lock:
+            queue = self.waiters.get(waiter.key)
+            if queue is not None and waiter in queue:
+                queue.remove(waiter)
+                self.count -= 1
+                if not queue:
+                    del self.waiters[waiter.key]
+
+    def notify(self, tenant: str, job_type: str, count: int = 1) -> int:
+        """Wake up to `count` waiters of (tenant, type), oldest first; they stay registered until they leave."""
+        woken = 0
+        with self.lock:
+            for waiter in self.waiters.get((tenant, job_type), ()):
+                if woken >= count:
+                    break
+                if not waiter.event.is_set():
+                    waiter.event.set()
+                    woken += 1
+        return woken
+
+    def _listen(self, redis_url: str) -> None:
+        import redis
+        while True:
+            try:
+                client = redis.Redis.from_url(redis_url, health_check_interval=30)
+                pubsub = client.pubsub(ignore_subscribe_messages=True)
+                pubsub.subscribe(WAKE_CHANNEL)
+                self.connected = True
+                for message in pubsub.listen():
+                    self._handle(message.get("data"))
+            except Exception:  # Redis went away: keep trying; waiters still wake at their own times
+                self.connected = False
+                log.warning("wake listener lost Redis; reconnecting", exc_info=True)
+                time.sleep(1)
+
+    def _handle(self, data) -> None:
+        try:
+            msg = json.loads(data)
+            tenant, job_type, count, at_ms = msg["tenant"], msg["job_type"], int(msg.get("count", 1)), msg.get("at_ms")
+        except (TypeError, ValueError, KeyError):
+            log.warning("ignoring malformed wake message %r", data)
+            return
+        delay = (at_ms or 0) / 1000 - time.time()
+        if delay > 0:
+            timer = threading.Timer(delay, self.notify, args=(tenant, job_type, count))
+            timer.daemon = True
+            timer.start()
+        else:
+            self.notify(tenant, job_type, count)
+
+
+hub = Hub()
+
+
+def activate(*, tenant: str, job_type: str, worker: str, max_jobs: int, timeout_ms: int,
+             fetch_variables=None, wait_ms: int) -> list[dict]:
+    """Activate now, or wait for jobs up to wait_ms; an empty list is a normal answer."""
+    from app.engine.activation import activate_now
+    from app.engine.stats import record_poll
+    from app.extensions import db
+
+    record_poll(tenant, job_type, worker)
+    wait_ms = max(0, min(wait_ms, current_app.config["LONG_POLL_MAX_MS"]))
+    args = dict(tenant=tenant, job_type=job_type, worker=worker, max_jobs=max_jobs, timeout_ms=timeout_ms,
+                fetch_variables=fetch_variables)
+    if wait_ms == 0:
+        return activate_now(**args)[0]
+    hub.ensure_listener(current_app.config["REDIS_URL"])
+    # Registered before the first query, so a job committed in between still wakes us.
+    waiter = hub.register(tenant, job_type, current_app.config["LONG_POLL_MAX_WAITERS"])
+    give_up = time.monotonic() + wait_ms / 1000
+    try:
+        while True:
+            waiter.event.clear()
+            jobs, upcoming = activate_now(**args)
+            db.session.remove()  # a waiting request holds no database connection
+            left = give_up - time.monotonic()
+            if jobs or left <= 0:
+                return jobs
+            if upcoming is not None:
+                left = min(left, max(0.0, upcoming.timestamp() - time.time()) + 0.005)
+            if not hub.connected:
+                left = min(left, 1.0)  # no notifications while Redis is away: look again soon
+            waiter.event.wait(left)
+    finally:
+        hub.unregister(waiter)

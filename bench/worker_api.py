@@ -1,0 +1,238 @@
+"""Worker API benchmark: the stack as the Procfile runs it, on PostgreSQL, measured in one run.
+
+Prints (a) jobs/s through activate + complete with 8 concurrent wrk connections (batch 10) over
+one-task instances created beforehand, (b) req/s of /healthz with the same wrk, (c) RQ SimpleWorker
+no-op jobs/s on the same Redis, (d) wake latency p50/p99 from the start-instance request to the
+job reaching an already-waiting worker, (e) server CPU ms per job (gunicorn + the database's
+backends, from /proc), wrk's own CPU share, and the target ratios.
+
+    .venv/bin/python bench/worker_api.py [--instances 6000] [--seconds 8]
+
+Needs PostgreSQL (BENCH_DATABASE_URL or postgresql://postgres@127.0.0.1:5432/postgres; a fresh
+database is created and dropped), Redis (REDIS_URL or 127.0.0.1:6379, db 13), and wrk.
+"""
+import argparse
+import os
+import re
+import secrets
+import shutil
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path[:0] = [ROOT, os.path.join(ROOT, "bench")]
+
+import psycopg  # noqa: E402
+import redis  # noqa: E402
+import requests  # noqa: E402
+
+from tests.support import free_port  # noqa: E402
+
+HZ = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_ms(pids) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime + stime
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+    return total * 1000 / HZ
+
+
+def children(pid) -> list[int]:
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+def pg_backends(admin_url, dbname) -> list[int]:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        return [r[0] for r in conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s", (dbname,))]
+
+
+def run_wrk(args, env=None) -> tuple[str, float]:
+    """Run wrk; return its output and its own CPU seconds (from the kernel's rusage)."""
+    proc = subprocess.Popen(["wrk", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=dict(os.environ, **(env or {})))
+    out = proc.stdout.read()
+    _, _, usage = os.wait4(proc.pid, 0)
+    return out, usage.ru_utime + usage.ru_stime
+
+
+def wrk_rate(out: str) -> float:
+    return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+
+
+def setup_database(admin_url, name):
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    parts = urlsplit(admin_url)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, ""))
+
+
+def drop_database(admin_url, name):
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def prepare(db_url, redis_url, instances):
+    from flask_migrate import upgrade
+
+    from app import create_app
+    from app.auth import service
+    from app.engine import deploy
+    from app.engine import instances as engine_instances
+    from tests.engine.helpers import one_task
+
+    app = create_app(env={"DATABASE_URL": db_url, "REDIS_URL": redis_url, "LOG_LEVEL": "WARNING"})
+    with app.app_context():
+        upgrade(revision="heads")
+        _, key = service.create_key(name="bench", permissions="job,process", tenant="bench")
+        deploy.deploy(tenant="bench", xml=one_task("bench", "bench"))
+        deploy.deploy(tenant="bench", xml=one_task("wake", "wake"))
+        started = time.perf_counter()
+        for _ in range(instances):
+            engine_instances.start(tenant="bench", process_id="bench")
+        print(f"created {instances} one-task instances in {time.perf_counter() - started:.1f} s")
+    return key
+
+
+def throughput_window(db_url) -> tuple[int, float]:
+    with psycopg.connect(db_url.replace("+psycopg", "")) as conn:
+        n, first, last = conn.execute(
+            "SELECT count(*), min(activated_at), max(ended_at) FROM engine_jobs "
+            "WHERE type = 'bench' AND state = 'COMPLETED'").fetchone()
+    return n, (last - first).total_seconds() if n else 0.0
+
+
+def rq_baseline(redis_url, count) -> float:
+    from rq import Queue, SimpleWorker
+    from rq.serializers import JSONSerializer
+
+    conn = redis.Redis.from_url(redis_url)
+    queue = Queue("bench-noop", connection=conn, serializer=JSONSerializer)
+    queue.empty()
+    for _ in range(count):
+        queue.enqueue("rq_noop.noop", result_ttl=60)
+    worker = SimpleWorker([queue], connection=conn, serializer=JSONSerializer)
+    started = time.perf_counter()
+    worker.work(burst=True, logging_level="WARNING")
+    elapsed = time.perf_counter() - started
+    queue.empty()
+    return count / elapsed
+
+
+def wake_latency(base, key, samples) -> list[float]:
+    headers = {"X-API-Key": key}
+    latencies = []
+    session_wait, session_start = requests.Session(), requests.Session()
+    for _ in range(samples):
+        got = {}
+
+        def wait():
+            res = session_wait.post(base + "/api/v1/jobs/activate", headers=headers, timeout=30, json={
+                "type": "wake", "worker": "waiter", "max_jobs": 1, "timeout": 60000, "request_timeout": 10000})
+            got["at"] = time.perf_counter()
+            got["jobs"] = res.json()["data"]["jobs"]
+
+        waiter = threading.Thread(target=wait)
+        waiter.start()
+        time.sleep(0.15)  # the waiter is parked on its notification
+        sent = time.perf_counter()
+        session_start.post(base + "/api/v1/process-instances", headers=headers, json={"process_id": "wake"},
+                           timeout=30)
+        waiter.join(15)
+        if got.get("jobs"):
+            latencies.append((got["at"] - sent) * 1000)
+            session_start.put(f"{base}/api/v1/jobs/{got['jobs'][0]['key']}/complete", headers=headers, json={},
+                              timeout=30)
+    return latencies
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--instances", type=int, default=6000)
+    parser.add_argument("--seconds", type=int, default=8)
+    parser.add_argument("--rq-jobs", type=int, default=3000)
+    parser.add_argument("--wake-samples", type=int, default=100)
+    opts = parser.parse_args()
+    if not shutil.which("wrk"):
+        sys.exit("wrk is required (apt-get install wrk)")
+    admin = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+    redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/13")
+    dbname = f"conveyor_bench_{secrets.token_hex(4)}"
+    db_url = setup_database(admin, dbname)
+    web = None
+    try:
+        key = prepare(db_url, redis_url, opts.instances)
+        port = free_port()
+        env = dict(os.environ, DATABASE_URL=db_url, REDIS_URL=redis_url, PORT=str(port), HOST="127.0.0.1",
+                   WEB_CONCURRENCY="2", LOG_LEVEL="WARNING", API_RATE_LIMIT="10000000/minute")
+        web = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "gunicorn"), "-c", "gunicorn.conf.py",
+                                "wsgi:app"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(150):
+            try:
+                if requests.get(base + "/healthz", timeout=1).ok:
+                    break
+            except requests.RequestException:
+                time.sleep(0.2)
+        # warm both workers (definition caches, connection pools)
+        for _ in range(20):
+            requests.post(base + "/api/v1/jobs/activate", headers={"X-API-Key": key}, timeout=10,
+                          json={"type": "none", "worker": "warm", "request_timeout": 0})
+        wrk_common = ["-t2", "-c8", f"-d{opts.seconds}s", "--latency"]
+
+        out, _ = run_wrk([*wrk_common, base + "/healthz"])
+        healthz = wrk_rate(out)
+
+        server = [web.pid, *children(web.pid)]
+        backends = pg_backends(admin, dbname)
+        cpu_before = cpu_ms(server), cpu_ms(backends)
+        wall = time.perf_counter()
+        out, wrk_cpu = run_wrk([*wrk_common, "-s", os.path.join(ROOT, "bench", "activate_complete.lua"), base],
+                               env={"BENCH_API_KEY": key, "BENCH_JOB_TYPE": "bench"})
+        wall = time.perf_counter() - wall
+        backends_after = pg_backends(admin, dbname)
+        cpu_web = cpu_ms(server) - cpu_before[0]
+        cpu_pg = cpu_ms(backends_after) - cpu_ms([p for p in backends_after if p not in backends]) * 0 \
+            - cpu_before[1]
+        completed, window = throughput_window(db_url)
+        jobs_per_s = completed / window if window else 0.0
+        errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+
+        rq_rate = rq_baseline(redis_url, opts.rq_jobs)
+        latencies = wake_latency(base, key, opts.wake_samples)
+        p50 = statistics.median(latencies)
+        p99 = statistics.quantiles(latencies, n=100)[98] if len(latencies) >= 2 else latencies[0]
+
+        print()
+        print(f"(a) activate+complete: {jobs_per_s:8.0f} jobs/s  ({completed} jobs in {window:.2f} s; "
+              f"wrk {wrk_rate(out):.0f} req/s; non-2xx: {errors.group(1) if errors else 0})")
+        print(f"(b) /healthz:          {healthz:8.0f} req/s")
+        print(f"(c) RQ SimpleWorker:   {rq_rate:8.0f} jobs/s (no-op, same Redis)")
+        print(f"(d) wake latency:      p50 {p50:.1f} ms, p99 {p99:.1f} ms ({len(latencies)} samples)")
+        print(f"(e) server CPU:        {(cpu_web + cpu_pg) / max(completed, 1):.2f} ms/job "
+              f"(web {cpu_web / max(completed, 1):.2f}, postgres {cpu_pg / max(completed, 1):.2f})")
+        print(f"    wrk's own CPU:     {wrk_cpu / wall * 100:.0f}% of one core during (a) "
+              f"({os.cpu_count()} cores)")
+        print()
+        print(f"a/c = {jobs_per_s / rq_rate:.2f}  (target >= 2)   "
+              f"a/b = {jobs_per_s / healthz:.2f}  (target >= 0.15)   p99 wake {p99:.1f} ms (target <= 50)")
+    finally:
+        if web is not None:
+            os.killpg(web.pid, 15)
+            web.wait(20)
+        drop_database(admin, dbname)
+
+
+if __name__ == "__main__":
+    main()
