@@ -2,6 +2,7 @@
 from flask import Flask, request
 
 from app import config as config_module
+from app.api.base import json_body_cap
 from app.errors import register_error_handlers
 from app import dbsetup  # noqa: F401  (SQLite pragmas and BEGIN handling)
 from app import extensions as ext  # not `api`: importing app.api would rebind that name here
@@ -27,21 +28,18 @@ def register_extensions(app: Flask) -> None:
     ext.migrate.init_app(app, ext.db, directory=app.root_path + "/../migrations", render_as_batch=True,
                          compare_type=True)
     ext.init_redis(app)
+    app.before_request(json_body_cap)  # before anything reads a body (the login limit's key does)
     app.config.setdefault("RATELIMIT_STORAGE_URI", ext.limits_storage_uri(app.config["REDIS_URL"]))
     app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
     app.config.setdefault("RATELIMIT_SWALLOW_ERRORS", True)
     ext.limiter.init_app(app)
+    app.before_request(ext.check_rate_limits)
     ext.sock.init_app(app)
     ext.csrf.init_app(app)
     ext.api.init_app(app, spec_kwargs={"info": {"description": _API_DESCRIPTION}})
     ext.api.spec.components.security_scheme("ApiKeyAuth", {"type": "apiKey", "in": "header", "name": "X-API-Key"})
     ext.api.spec.components.security_scheme("BearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
     ext.api.spec.components.security_scheme("SessionCookie", {"type": "apiKey", "in": "cookie", "name": "session"})
-
-    @app.before_request
-    def cap_json_bodies():
-        from app.api.base import json_body_cap
-        json_body_cap()
 
 
 def register_blueprints(app: Flask) -> None:

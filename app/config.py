@@ -52,13 +52,15 @@ SETTINGS = [
     Setting("JSON_MAX_BYTES", 4 * 1024 * 1024, "largest JSON request body (413 `PAYLOAD_TOO_LARGE` above)"),
     Setting("UPLOAD_MAX_BYTES", 50 * 1024 * 1024, "largest file upload"),
     Setting("LOGIN_RATE_LIMIT", "10/minute", "login attempts per client address and e-mail"),
-    Setting("API_RATE_LIMIT", "60000/minute", "requests per API key on `/api/v1`"),
+    Setting("API_RATE_LIMIT", "", "requests per API key on `/api/v1`, e.g. `6000/minute` (empty: no limit)"),
     Setting("LONG_POLL_MAX_MS", 25000, "longest wait of a long-polling activate request"),
     Setting("LONG_POLL_MAX_WAITERS", 2000, "waiting activate requests per web process before 503"),
     Setting("ALLOW_PRIVATE_WEBHOOKS", "(true outside production)", "let webhooks target private addresses"),
     Setting("WS_ALLOWED_ORIGINS", "(same host)", "comma-separated Origins allowed on `/ws`"),
     Setting("LOG_LEVEL", "INFO", "log level of the JSON request log"),
     Setting("PROJECT_JOBS_RECONCILE_SECONDS", 20, "period of the project-job reconciler in each worker"),
+    Setting("JOB_HANDLER_MODULES", "", "comma-separated modules the web and worker import at start-up to "
+            "register their own project job handlers"),
 ]
 
 
@@ -84,7 +86,7 @@ def load(env=None, overrides=None) -> dict:
         "JSON_MAX_BYTES": _int(env, "JSON_MAX_BYTES", 4 * 1024 * 1024),
         "UPLOAD_MAX_BYTES": _int(env, "UPLOAD_MAX_BYTES", 50 * 1024 * 1024),
         "LOGIN_RATE_LIMIT": env.get("LOGIN_RATE_LIMIT", "10/minute"),
-        "API_RATE_LIMIT": env.get("API_RATE_LIMIT", "60000/minute"),
+        "API_RATE_LIMIT": env.get("API_RATE_LIMIT", ""),
         "LONG_POLL_MAX_MS": _int(env, "LONG_POLL_MAX_MS", 25000),
         "LONG_POLL_MAX_WAITERS": _int(env, "LONG_POLL_MAX_WAITERS", 2000),
         "ALLOW_PRIVATE_WEBHOOKS": env.get("ALLOW_PRIVATE_WEBHOOKS", "false" if production else "true").lower()
@@ -92,6 +94,7 @@ def load(env=None, overrides=None) -> dict:
         "WS_ALLOWED_ORIGINS": [o.strip() for o in env.get("WS_ALLOWED_ORIGINS", "").split(",") if o.strip()],
         "LOG_LEVEL": env.get("LOG_LEVEL", "INFO"),
         "PROJECT_JOBS_RECONCILE_SECONDS": _int(env, "PROJECT_JOBS_RECONCILE_SECONDS", 20),
+        "JOB_HANDLER_MODULES": [m.strip() for m in env.get("JOB_HANDLER_MODULES", "").split(",") if m.strip()],
         "SQLALCHEMY_TRACK_MODIFICATIONS": False,
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         # flask-smorest / OpenAPI

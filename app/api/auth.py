@@ -5,7 +5,7 @@ from app.api.base import Blueprint
 from app.auth import service
 from app.auth.guards import require_user
 from app.auth.schemas import LoginSchema, LogoutSchema, RefreshSchema, TokenPairSchema, UserSchema
-from app.extensions import limiter
+from app.extensions import rate_limit
 
 
 def _login_key():
@@ -18,7 +18,7 @@ bp = Blueprint("auth", __name__, url_prefix="/auth", description="Sign in and ma
 
 
 @bp.post("/login")
-@limiter.limit(lambda: current_app.config["LOGIN_RATE_LIMIT"], key_func=_login_key)
+@rate_limit(lambda: current_app.config["LOGIN_RATE_LIMIT"], key_func=_login_key)
 @bp.arguments(LoginSchema)
 @bp.response(200, TokenPairSchema)
 @bp.alt_response(401, description="Wrong e-mail or password (`INVALID_CREDENTIALS`)")

@@ -37,6 +37,12 @@ class Event(db.Model):
                 "subject": self.subject, "data": self.payload, "created_at": clock.iso(self.created_at)}
 
 
+def channel_name(client) -> str:
+    """Pub/sub ignores Redis database numbers: a deployment (or test run) on database N uses its own channel."""
+    db_number = int(client.connection_pool.connection_kwargs.get("db") or 0)
+    return CHANNEL if db_number == 0 else f"{CHANNEL}@{db_number}"
+
+
 def record(type_: str, payload: dict, *, user_id=None, tenant=None, subject=None) -> Event:
     """Add an event to the current transaction; it is published only if that transaction commits."""
     ev = Event(type=type_, payload=payload, user_id=user_id, tenant=tenant, subject=subject,
@@ -68,9 +74,10 @@ def _publish(session):
     if not messages:
         return
     try:
-        pipe = get_redis().pipeline(transaction=False)
+        client = get_redis()
+        pipe = client.pipeline(transaction=False)
         for channel, message in messages:
-            pipe.publish(channel, message)
+            pipe.publish(channel_name(client) if channel == CHANNEL else channel, message)
         pipe.execute()
     except Exception:  # the database holds the truth; readers recover missed events from it
         log.exception("publishing %d message(s) failed", len(messages))
