@@ -39,7 +39,7 @@ def main() -> int:
         run([os.path.join(BIN, "flask"), "bootstrap"], env)
         print(f"devserver: web on http://localhost:{env.get('PORT', '27555')}  (Ctrl-C stops everything)",
               flush=True)
-        honcho = subprocess.Popen([os.path.join(BIN, "honcho"), "-f", "Procfile", "start", "web", "worker"],
+        honcho = subprocess.Popen([os.path.join(BIN, "honcho"), "-f", "Procfile", "start", "web", "worker", "webhooks"],
                                   env=env, cwd=ROOT)
         try:
             return honcho.wait()

@@ -1,6 +1,11 @@
-"""The RQ worker process: builds the app once, then works every queue the service uses, with the scheduler."""
+"""The RQ worker process: builds the app once, then works its queues with the scheduler.
+
+`python worker.py` works every queue the service uses; `python worker.py webhooks` only the named ones
+(the Procfile gives webhook delivery a process of its own).
+"""
 import logging
 import os
+import sys
 
 from rq import Worker
 from rq.serializers import JSONSerializer
@@ -11,21 +16,25 @@ from app.extensions import QUEUES, db, get_queue, get_redis
 log = logging.getLogger("conveyor.worker")
 
 
-def main() -> None:
+def main(names: list[str]) -> None:
+    unknown = [n for n in names if n not in QUEUES]
+    if unknown:
+        sys.exit(f"worker.py: unknown queue(s) {', '.join(unknown)}; known: {', '.join(QUEUES)}")
+    names = names or list(QUEUES)
     app = create_app()
     with app.app_context():
         engine = db.engine
         # A forked work horse must not reuse the parent's connections (SQLAlchemy's pooling docs).
         os.register_at_fork(after_in_child=lambda: engine.dispose(close=False))
         connection = get_redis()
-        queues = [get_queue(name, connection) for name in QUEUES]
+        queues = [get_queue(name, connection) for name in names]
         worker = Worker(queues, connection=connection, serializer=JSONSerializer,
                         name=os.environ.get("RQ_WORKER_NAME") or None)
         for hook in app.extensions.get("conveyor_worker_hooks", []):
             hook(app, worker)
-        log.info({"event": "worker_start", "queues": list(QUEUES), "name": worker.name})
+        log.info({"event": "worker_start", "queues": names, "name": worker.name})
         worker.work(with_scheduler=True, logging_level=app.config["LOG_LEVEL"])
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

@@ -20,6 +20,16 @@ def _int(env, name, default):
         raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
 
 
+def _int_list(env, name, default):
+    raw = env.get(name)
+    if raw in (None, ""):
+        return tuple(default)
+    try:
+        return tuple(int(part) for part in raw.split(",") if part.strip())
+    except ValueError:
+        raise ConfigError(f"{name} must be comma-separated integers, got {raw!r}") from None
+
+
 def normalise_database_url(url: str) -> str:
     # Heroku-style URLs say postgres://; SQLAlchemy wants a dialect+driver.
     for prefix in ("postgres://", "postgresql://"):
@@ -58,6 +68,12 @@ SETTINGS = [
     Setting("ALLOW_PRIVATE_WEBHOOKS", "(true outside production)", "let webhooks target private addresses"),
     Setting("WS_ALLOWED_ORIGINS", "(same host)", "comma-separated Origins allowed on `/ws`"),
     Setting("LOG_LEVEL", "INFO", "log level of the JSON request log"),
+    Setting("SUBMIT_RATE_LIMIT", "120/minute", "`POST /submit-job` calls per user"),
+    Setting("WEBHOOKS_PER_USER", 20, "webhooks one user may register"),
+    Setting("WEBHOOK_TIMEOUT_S", 10, "seconds a webhook receiver has to answer"),
+    Setting("WEBHOOK_RETRY_DELAYS_S", "10,60,300", "delays before each webhook retry (also honours Retry-After)"),
+    Setting("WEBHOOK_DISABLE_AFTER", 5, "deliveries failed for good in a row before a webhook is disabled"),
+    Setting("WS_MAX_PER_USER", 20, "open WebSockets per user"),
     Setting("PROJECT_JOBS_RECONCILE_SECONDS", 20, "period of the project-job reconciler in each worker"),
     Setting("JOB_HANDLER_MODULES", "", "comma-separated modules the web and worker import at start-up to "
             "register their own project job handlers"),
@@ -93,6 +109,12 @@ def load(env=None, overrides=None) -> dict:
         in ("1", "true", "yes"),
         "WS_ALLOWED_ORIGINS": [o.strip() for o in env.get("WS_ALLOWED_ORIGINS", "").split(",") if o.strip()],
         "LOG_LEVEL": env.get("LOG_LEVEL", "INFO"),
+        "SUBMIT_RATE_LIMIT": env.get("SUBMIT_RATE_LIMIT", "120/minute"),
+        "WEBHOOKS_PER_USER": _int(env, "WEBHOOKS_PER_USER", 20),
+        "WEBHOOK_TIMEOUT_S": _int(env, "WEBHOOK_TIMEOUT_S", 10),
+        "WEBHOOK_RETRY_DELAYS_S": _int_list(env, "WEBHOOK_RETRY_DELAYS_S", (10, 60, 300)),
+        "WEBHOOK_DISABLE_AFTER": _int(env, "WEBHOOK_DISABLE_AFTER", 5),
+        "WS_MAX_PER_USER": _int(env, "WS_MAX_PER_USER", 20),
         "PROJECT_JOBS_RECONCILE_SECONDS": _int(env, "PROJECT_JOBS_RECONCILE_SECONDS", 20),
         "JOB_HANDLER_MODULES": [m.strip() for m in env.get("JOB_HANDLER_MODULES", "").split(",") if m.strip()],
         "SQLALCHEMY_TRACK_MODIFICATIONS": False,

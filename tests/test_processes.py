@@ -66,3 +66,6 @@ def test_procfile_declares_web_worker_and_release():
     procfile = open(os.path.join(ROOT, "Procfile")).read()
     kinds = dict(line.split(":", 1) for line in procfile.strip().splitlines())
     assert "gunicorn" in kinds["web"] and "worker.py" in kinds["worker"] and "db upgrade" in kinds["release"]
+    from app.extensions import QUEUES
+    served = kinds["worker"].split()[2:] + kinds["webhooks"].split()[2:]
+    assert sorted(served) == sorted(QUEUES), "every queue needs a process"
