@@ -9,7 +9,8 @@ answers (else SQLite) and a real Redis, and drives both with wrk:
              has jobs (request_timeout W ms): how many waiting workers each class can serve at once.
              With capacity for all N, each connection completes one request every W ms.
 
-Prints each figure and the gthread/gevent ratios. Usage: python bench/web_server.py [--waiters 600]
+Prints each figure and the gthread/gevent ratios.
+Usage: python bench/web_server.py [--waiters 400] [--seconds 20] [--wait-ms 8000]
 """
 import argparse
 import os
@@ -22,13 +23,12 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from tests import support  # noqa: E402
 
-WAIT_MS = 2000
 LUA_ACTIVATE = """
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["X-API-Key"] = os.getenv("BENCH_KEY")
 wrk.body = '{"type": "never-any-jobs", "worker": "bench", "max_jobs": 1, "request_timeout": %d}'
-""" % WAIT_MS
+"""
 
 
 def wrk(url, connections, seconds, script=None, env=None):
@@ -49,8 +49,10 @@ def rss_mb(pid) -> float:
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--waiters", type=int, default=600)
-    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--waiters", type=int, default=400)
+    parser.add_argument("--seconds", type=int, default=20)
+    parser.add_argument("--wait-ms", type=int, default=8000,
+                        help="long enough that waiting, not each poll's own CPU, decides the figure")
     args = parser.parse_args()
     redis = support.RedisForTests()
     pg = support.PostgresForTests()
@@ -65,7 +67,7 @@ def main():
         key = out.strip().splitlines()[-1]
         script = os.path.join(tmp, "activate.lua")
         with open(script, "w") as f:
-            f.write(LUA_ACTIVATE)
+            f.write(LUA_ACTIVATE % args.wait_ms)
         results = {}
         for cls in ("gevent", "gthread"):
             proc, base = support.start_web(dict(env, GUNICORN_WORKER_CLASS=cls, API_RATE_LIMIT="10000000/minute"),
@@ -79,9 +81,9 @@ def main():
                 results[cls] = {"trivial": trivial, "waiting": waiting, "rss": rss_mb(proc.proc.pid)}
             finally:
                 proc.stop()
-        ideal = args.waiters * args.seconds * 1000 / WAIT_MS
+        ideal = args.waiters * args.seconds * 1000 / args.wait_ms
         print(f"database: {'postgresql' if pg.available else 'sqlite'}; {args.waiters} waiters x {args.seconds} s,"
-              f" request_timeout {WAIT_MS} ms (ideal {ideal:.0f} answered polls)")
+              f" request_timeout {args.wait_ms} ms (ideal {ideal:.0f} answered polls)")
         print(f"{'class':<8} {'trivial req/s':>14} {'polls answered':>15} {'of ideal':>9} {'poll p99':>9} {'RSS MB':>7}")
         for cls, r in results.items():
             print(f"{cls:<8} {r['trivial']['rps']:>14.0f} {r['waiting']['requests']:>15} "
