@@ -1,14 +1,12 @@
 """The four built-in job types, registered exactly as a deployment would register its own."""
-from sqlalchemy import insert, select, update
-
-from app import clock
 from app.extensions import db
-from app.projects import content, registry, tabular
-from app.projects.models import Project, Record
+from app.projects import content, registry, staging, tabular
+from app.projects.models import Project
 from app.projects.rules import Validator
 from app.projects.scenarios import ScenarioRunner
 
-CHUNK = 2000
+CHUNK = 2000         # good rows staged per transaction (small enough to notice a cancel quickly)
+WRITE_SHARE = 95     # progress when every row is staged; the merge takes the rest
 MAX_ERROR_DETAILS = 100
 MAX_KEY_LENGTH = 255
 
@@ -23,7 +21,7 @@ def _project(ctx) -> Project:
 # ---- Import ---------------------------------------------------------------------------------------
 
 def run_import(ctx):
-    """Read the upload, collect good rows by key; records change only in the completing transaction."""
+    """Parse the upload and stage good rows chunk by chunk; records change only in the completing transaction."""
     project = _project(ctx)
     key_field = ctx.params.get("keyField") or project.key_field
     upload = ctx.upload()
@@ -31,7 +29,7 @@ def run_import(ctx):
         raise LookupError("the uploaded file is missing")
     data, name, content_type = upload.content, upload.name, upload.content_type
     db.session.rollback()  # hold no transaction while parsing
-    rows: dict[str, dict] = {}
+    chunk: dict[str, dict] = {}
     errors: list[dict] = []
     error_count = processed = 0
     with tabular.read_rows(data, name, content_type) as reader:
@@ -47,15 +45,25 @@ def run_import(ctx):
                 if len(errors) < MAX_ERROR_DETAILS:
                     errors.append({"line": row.line, "field": problem[0], "message": problem[1]})
             else:
-                rows[str(row.values[key_field])] = row.values
-            if processed % CHUNK == 0:
+                chunk[str(row.values[key_field])] = row.values
+            if len(chunk) >= CHUNK:
+                _stage(ctx, chunk, WRITE_SHARE * processed / total)
+                chunk = {}
+            elif processed % CHUNK == 0:  # a file of mostly bad rows still notices a cancel
                 ctx.check_cancelled()
-                ctx.progress(90 * processed / total)
-    ctx.check_cancelled()
-    ctx.progress(90)
+                ctx.progress(WRITE_SHARE * processed / total)
+    _stage(ctx, chunk, WRITE_SHARE)
+    ctx.progress(WRITE_SHARE, force=True)
     summary = {"recordsProcessed": processed, "errors": error_count, "errorDetails": errors,
                "keyField": key_field}
-    return lambda: {**summary, **write_records(project.id, rows, columns)}
+    project_id, job_id = project.id, ctx.job_id
+    return lambda: {**summary, **staging.merge(project_id=project_id, job_id=job_id, columns=columns)}
+
+
+def _stage(ctx, chunk: dict[str, dict], percent: float) -> None:
+    staging.stage(ctx.job_id, chunk)
+    ctx.check_cancelled()
+    ctx.progress(percent)
 
 
 def _row_problem(row, key_field: str) -> tuple[str | None, str] | None:
@@ -67,30 +75,6 @@ def _row_problem(row, key_field: str) -> tuple[str | None, str] | None:
     if len(str(key)) > MAX_KEY_LENGTH:
         return key_field, f"the key is longer than {MAX_KEY_LENGTH} characters"
     return None
-
-
-def write_records(project_id: str, rows: dict[str, dict], columns: list[str]) -> dict:
-    """Insert new keys and update changed ones, in chunks, inside the caller's transaction."""
-    project = db.session.scalar(select(Project).where(Project.id == project_id).with_for_update())  # one at a time
-    known = list(project.columns or [])
-    project.columns = known + [c for c in columns if c not in known]
-    existing = {key: (rid, data) for key, rid, data in db.session.execute(
-        select(Record.key, Record.id, Record.data).where(Record.project_id == project_id))}
-    now = clock.utcnow()
-    inserts, updates, unchanged = [], [], 0
-    for key, values in rows.items():
-        if key not in existing:
-            inserts.append({"project_id": project_id, "key": key, "data": values, "created_at": now,
-                            "updated_at": now})
-        elif existing[key][1] != values:
-            updates.append({"id": existing[key][0], "data": values, "updated_at": now})
-        else:
-            unchanged += 1
-    for start in range(0, len(inserts), 5000):
-        db.session.execute(insert(Record), inserts[start:start + 5000])
-    for start in range(0, len(updates), 5000):
-        db.session.execute(update(Record), updates[start:start + 5000])
-    return {"recordsCreated": len(inserts), "recordsUpdated": len(updates), "recordsUnchanged": unchanged}
 
 
 # ---- Export ---------------------------------------------------------------------------------------

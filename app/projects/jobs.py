@@ -25,7 +25,7 @@ from app.errors import AppError, Conflict, NotFound, ValidationError
 from app.extensions import db, get_queue, get_redis
 from app.notify import events
 from app.projects import handlers  # noqa: F401  (the built-in job types register themselves)
-from app.projects import registry
+from app.projects import registry, staging
 from app.projects import service as projects
 from app.projects.models import ACTIVE, STATUSES, Job, Project, ProjectFile
 
@@ -241,7 +241,9 @@ def finish_locked(job: Job, status: str, event: str, *, error: str | None = None
     if result is not None:
         job.result = result
     if status == "Completed":
-        job.progress = 100
+        job.progress, job.error = 100, None  # an earlier attempt's transient error no longer applies
+    else:
+        staging.discard(job.id)  # a failed, cancelled or dead import's staged rows go with it
     _record(event, job)
 
 
@@ -260,6 +262,7 @@ def begin(*, job_id: str, rq_job_id: str | None, worker_name: str | None) -> Job
         return None
     job.status, job.started_at, job.retry_at = "Running", clock.utcnow(), None
     job.attempts += 1
+    staging.discard(job.id)  # every attempt starts clean
     job.worker_name = worker_name
     _record("job.started", job)
     db.session.commit()
@@ -305,6 +308,7 @@ def schedule_retry(*, job_id: str, error: str, delay: int) -> None:
         return
     job.status, job.error, job.progress = "Queued", error, 0
     job.retry_at = clock.utcnow() + timedelta(seconds=delay)
+    staging.discard(job.id)
     _record("job.progress", job)  # back to Queued, waiting for RQ's retry: the payload says so
     db.session.commit()
 

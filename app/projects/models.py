@@ -1,4 +1,4 @@
-"""Project tables (projects, members, records, project jobs, files, rules, scenarios)."""
+"""Project tables (projects, members, records, staged import rows, project jobs, files, rules, scenarios)."""
 import uuid
 
 from sqlalchemy import (BigInteger, Boolean, ForeignKey, Index, Integer, LargeBinary, String, Text,
@@ -48,6 +48,14 @@ class Record(db.Model):
     data: Mapped[dict] = mapped_column(JSONType, nullable=False)
     created_at = mapped_column(UTCDateTime, nullable=False, default=clock.utcnow)
     updated_at = mapped_column(UTCDateTime, nullable=False, default=clock.utcnow)
+
+
+class ImportRow(db.Model):
+    """An import's parsed good rows, staged in short transactions until the completing one merges them."""
+    __tablename__ = "project_import_rows"
+    job_id: Mapped[str] = mapped_column(ForeignKey("project_jobs.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    data: Mapped[dict] = mapped_column(JSONType, nullable=False)
 
 
 class Rule(db.Model):

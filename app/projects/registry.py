@@ -14,9 +14,11 @@ A deployment adds its own type the same way the four built-ins (app/projects/han
     registry.register("Reindex", queue="default", run=run, description="Rebuild the index")
 
 `run` raises `Transient` for an error worth retrying (RQ retries it after `retry_intervals`);
-any other exception fails the job with its message. Register at import time of a module that
-both the web and the worker processes import.
+any other exception fails the job with its message. Register at import time of a module named in
+the JOB_HANDLER_MODULES setting (comma-separated): the web and worker processes import those at
+start-up (import_modules, called when the projects blueprint joins an app).
 """
+import importlib
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -59,3 +61,14 @@ def get(name: str) -> Handler | None:
 
 def names() -> list[str]:
     return list(_handlers)
+
+
+def import_modules(modules) -> None:
+    """Import each named module; importing one registers its handlers. A bad name stops start-up."""
+    from app.config import ConfigError
+
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise ConfigError(f"JOB_HANDLER_MODULES: cannot import {module!r}: {exc}") from exc

@@ -3,15 +3,19 @@ from flask import g
 
 from app.api.projects import bp
 from app.auth.guards import require_user
-from app.projects import content, reconcile
+from app.projects import content, reconcile, registry
 from app.projects import service as projects
 from app.projects.schemas import (MemberCreateSchema, MemberSchema, ProjectCreateSchema, ProjectSchema,
                                   RecordPageSchema, RecordsQuery, RuleInSchema, RuleSchema, ScenarioInSchema,
                                   ScenarioSchema)
 
-# Every worker process runs the reconciler that turns a dead worker's Running jobs into Failed ones.
-bp.record_once(lambda state: state.app.extensions.setdefault("conveyor_worker_hooks", [])
-               .append(reconcile.worker_hook))
+
+@bp.record_once
+def _on_app(state):
+    # Web and worker processes both build the app: the one place to load a deployment's job handlers.
+    registry.import_modules(state.app.config.get("JOB_HANDLER_MODULES", []))
+    # Every worker process runs the reconciler that turns a dead worker's Running jobs into Failed ones.
+    state.app.extensions.setdefault("conveyor_worker_hooks", []).append(reconcile.worker_hook)
 
 
 @bp.post("/projects")

@@ -2,7 +2,8 @@
 
 Safe to run twice: only a Queued job whose RQ id matches is started. A handler's result may be a
 callable; it runs inside the transaction that marks the job Completed, after a last look at the
-cancellation flag, so a cancelled or failed import changes no record.
+cancellation flag, so a cancelled or failed import changes no record (its staged rows are dropped
+when the job ends, see jobs.finish_locked).
 """
 import logging
 import time
@@ -44,13 +45,14 @@ class JobContext:
         self._last_check = 0.0
         self.finishing = False
 
-    def progress(self, percent: float) -> None:
-        """Report 0-100; written at most every PROGRESS_INTERVAL seconds (and whenever it reaches 100)."""
+    def progress(self, percent: float, *, force: bool = False) -> None:
+        """Report 0-100; written at most every PROGRESS_INTERVAL seconds unless it reaches 100 or `force`
+        (a phase boundary worth showing, e.g. an import's rows all staged before the merge)."""
         percent = int(max(0, min(100, percent)))
         now = time.monotonic()
         if self.finishing or percent == self._last_percent:
             return
-        if percent < 100 and now - self._last_write < PROGRESS_INTERVAL:
+        if percent < 100 and not force and now - self._last_write < PROGRESS_INTERVAL:
             return
         self._last_percent, self._last_write = percent, now
         self._last_check = now

@@ -1,4 +1,4 @@
-"""projects, members, records, rules, scenarios, project jobs, project files
+"""projects, members, records, rules, scenarios, project jobs, project files, staged import rows
 
 Revision ID: 0003
 Revises: 0001
@@ -124,9 +124,18 @@ def upgrade():
     )
     op.create_index("ix_project_files_project_id", "project_files", ["project_id"])
     op.create_index("ix_project_files_job_id", "project_files", ["job_id"])
+    op.create_table(
+        "project_import_rows",
+        sa.Column("job_id", sa.String(length=36), nullable=False),
+        sa.Column("key", sa.String(length=255), nullable=False),
+        sa.Column("data", JSON, nullable=False),
+        sa.ForeignKeyConstraint(["job_id"], ["project_jobs.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("job_id", "key"),
+    )
 
 
 def downgrade():
+    op.drop_table("project_import_rows")
     op.drop_table("project_files")
     op.drop_table("project_jobs")
     op.drop_table("project_scenarios")

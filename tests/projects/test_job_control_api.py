@@ -15,6 +15,15 @@ def _records(client, headers, project_id):
     return client.get(f"/api/projects/{project_id}/records", headers=headers).get_json()["total"]
 
 
+def _staged_rows(job_id):
+    from sqlalchemy import func, select
+
+    from app.extensions import db
+    from app.projects.models import ImportRow
+    db.session.remove()
+    return db.session.scalar(select(func.count()).select_from(ImportRow).where(ImportRow.job_id == job_id))
+
+
 def _wait_running(client, headers, job_id, progress_above=0, timeout=60):
     job = wait_for(client, headers, job_id, statuses=("Running", "Completed", "Failed", "Cancelled"), timeout=timeout)
     deadline = time.monotonic() + timeout
@@ -38,6 +47,7 @@ def test_cancelling_a_queued_job_cancels_it_at_once_and_no_worker_runs_it(client
     time.sleep(2.5)
     assert wait_for(client, owner["headers"], job["id"])["status"] == "Cancelled"
     assert _records(client, owner["headers"], project["id"]) == 0
+    assert _staged_rows(job["id"]) == 0  # the reconciler discarded what the dead worker had staged
     retried = client.post(f"/api/jobs/{job['id']}/retry", headers=owner["headers"]).get_json()
     assert retried["status"] == "Queued"
     done = wait_for(client, owner["headers"], job["id"])
@@ -61,6 +71,7 @@ def test_cancelling_a_running_import_ends_it_cancelled_within_two_seconds_and_ch
     assert res.status_code == 200 and final["status"] == "Cancelled", final
     assert elapsed < 2.0, f"took {elapsed:.2f} s"
     assert _records(client, owner["headers"], project["id"]) == 2
+    assert _staged_rows(job["id"]) == 0
 
 
 @pytest.mark.slow
@@ -77,6 +88,7 @@ def test_a_worker_killed_mid_import_leaves_the_job_failed_saying_the_worker_died
     assert final["status"] == "Failed" and "worker" in final["error"] and "died" in final["error"], final
     assert time.monotonic() - killed_at < 15
     assert _records(client, owner["headers"], project["id"]) == 0
+    assert _staged_rows(job["id"]) == 0  # the reconciler discarded what the dead worker had staged
     retried = client.post(f"/api/jobs/{job['id']}/retry", headers=owner["headers"])
     assert retried.status_code == 200 and retried.get_json()["status"] == "Queued"
     _wait_running(client, owner["headers"], job["id"])  # the survivor takes it up again
