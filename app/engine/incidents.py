@@ -51,13 +51,15 @@ def resolve(*, tenant: str, key: str, retries: int | None = None) -> Incident:
     from app.engine.runtime import Movement
     with tx.write():
         inc = get(tenant=tenant, key=key)
+        # The engine's lock order: job, then instance (then the incident, which only they change).
+        job = (db.session.scalar(select(Job).where(Job.key == inc.job_key).with_for_update())
+               if inc.job_key else None)
         inst = db.session.scalar(select(Instance).where(Instance.key == inc.instance_key).with_for_update())
         db.session.refresh(inc, with_for_update=True)
         if inc.state != "OPEN":
             raise IncidentNotOpen(details={"incident_key": key, "state": inc.state})
         now = clock.utcnow()
-        if inc.job_key:
-            job = db.session.scalar(select(Job).where(Job.key == inc.job_key).with_for_update())
+        if job is not None:
             job.state, job.retries, job.available_at = ACTIVATABLE, retries or DEFAULT_RESOLVE_RETRIES, now
             job.ended_at, job.deadline, job.incident_key = None, None, None
             db.session.add(JobHistory(job_key=job.key, at=now, action="JOB_INCIDENT_RESOLVED",
@@ -74,6 +76,7 @@ def resolve(*, tenant: str, key: str, retries: int | None = None) -> Incident:
                 raise Conflict(str(exc), {"incident_key": key}, code="INCIDENT_NOT_RESOLVABLE") from None
             ei.state, ei.left_at = "COMPLETED", now
             move.take(flows, ei.token_id)
+            move.flush()
             move.announce_jobs()
         inc.state, inc.resolved_at = "RESOLVED", now
         tx.instance_event("incident.resolved", tenant=tenant, instance_key=inst.key, incident_key=inc.key)

@@ -2,10 +2,10 @@
 from sqlalchemy import select, update
 
 from app import clock
-from app.engine import deploy, tx
+from app.engine import batch, deploy, tx
 from app.engine.errors import InstanceNotActive, InstanceNotFound
 from app.engine.models import (CANCELLED, OPEN_STATES, ElementInstance, Incident, Instance, Job, JobHistory)
-from app.engine.runtime import Movement
+from app.engine.runtime import InstanceState, Movement
 from app.extensions import db
 from app.ids import new_key
 
@@ -15,17 +15,22 @@ def start(*, tenant: str, process_id: str, version: int | None = None, variables
     defn = deploy.definition(process.id)
     with tx.write():
         now = clock.utcnow()
-        inst = Instance(key=new_key(None, 20), tenant=tenant, process_pk=process.id, process_id=process.process_id,
-                        version=process.version, state="ACTIVE", variables=dict(variables or {}), active_tokens=1,
-                        created_at=now)
-        db.session.add(inst)
-        db.session.flush()  # before its jobs, which refer to it
-        move = Movement(inst, defn, now)
+        inst = InstanceState(key=new_key(None, 20), tenant=tenant, process_pk=process.id,
+                             process_id=process.process_id, version=process.version, state="ACTIVE",
+                             variables=dict(variables or {}), active_tokens=1, created_at=now)
+        move = Movement(inst, defn, now, insert_instance=True)
         move.start()
+        conn = db.session.connection()
+        if tx.is_postgres():  # the instance and every new row in one statement
+            batch.write(conn, move.take_rows())
+        else:
+            move.flush()
+        if move.instance_saved_as != inst.row():  # written early (a join or incident flushed), then moved on
+            conn.execute(update(Instance).where(Instance.key == inst.key).values(
+                active_tokens=inst.active_tokens, state=inst.state, ended_at=inst.ended_at))
         move.announce_jobs()
         tx.instance_event("process_instance.created", tenant=tenant, instance_key=inst.key,
                           process_id=process.process_id, version=process.version)
-        db.session.flush()
         result = summary(inst)
         result["next_activities"] = move.next_activities
     return result
@@ -39,7 +44,9 @@ def summary(inst: Instance) -> dict:
 
 def _get(tenant: str, key: str, lock: bool = False) -> Instance:
     query = select(Instance).where(Instance.key == key, Instance.tenant == tenant)
-    inst = db.session.scalar(query.with_for_update() if lock else query)
+    if lock:  # read the row again under the lock, not the copy loaded before
+        query = query.with_for_update().execution_options(populate_existing=True)
+    inst = db.session.scalar(query)
     if inst is None:
         raise InstanceNotFound(details={"process_instance_id": key})
     return inst
@@ -64,14 +71,21 @@ def get(*, tenant: str, key: str) -> dict:
 
 def cancel(*, tenant: str, key: str) -> dict:
     with tx.write():
-        inst = _get(tenant, key, lock=True)
+        inst = _get(tenant, key)
         if inst.state != "ACTIVE":
             raise InstanceNotActive(details={"process_instance_id": key, "state": inst.state})
         now = clock.utcnow()
+        cancel_jobs = (update(Job).where(Job.instance_key == key, Job.state.in_(OPEN_STATES))
+                       .values(state=CANCELLED, ended_at=now).returning(Job.key, Job.type, Job.worker))
+        # The engine's lock order: jobs, then the instance. A completion that held one of these
+        # jobs may have committed new jobs meanwhile (under the instance lock): the second UPDATE,
+        # after the instance lock, cancels those too.
+        cancelled = db.session.execute(cancel_jobs).all()
+        inst = _get(tenant, key, lock=True)
+        if inst.state != "ACTIVE":
+            raise InstanceNotActive(details={"process_instance_id": key, "state": inst.state})
+        cancelled += db.session.execute(cancel_jobs).all()
         inst.state, inst.ended_at = "CANCELLED", now
-        cancelled = db.session.execute(
-            update(Job).where(Job.instance_key == key, Job.state.in_(OPEN_STATES))
-            .values(state=CANCELLED, ended_at=now).returning(Job.key, Job.type, Job.worker)).all()
         if cancelled:
             db.session.execute(JobHistory.__table__.insert(), [
                 {"job_key": k, "at": now, "action": "JOB_CANCELLED", "worker": w,

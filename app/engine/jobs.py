@@ -1,21 +1,21 @@
 """A worker's verbs on an activated job: complete, fail, throw a BPMN error, update timeout or retries.
 
-Each runs in one transaction that locks the job's process instance first (then the job), so two
-parallel branches of one instance move its tokens one after the other and no lock cycle forms
-with cancel. A terminal state is written once: the state check and the write happen under the
-row lock (complete claims the job with a conditional UPDATE … RETURNING).
+Each runs in one transaction that locks the job first, then its process instance (the order used
+everywhere: see completion.py, which holds `complete`), so two parallel branches of one instance
+move its tokens one after the other and no lock cycle forms with cancel. A terminal state is
+written once: the state check and the write happen under the row lock.
 """
 import json
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from app import clock
 from app.engine import bpmn, deploy, tx
 from app.engine.errors import (InvalidVariables, JobNotCompletable, JobNotFailable, JobNotFound,
                                JobNotUpdatable)
-from app.engine.models import (ACTIVATABLE, ACTIVATED, COMPLETED, ERROR_THROWN, FAILED, STATUS, Instance, Job,
+from app.engine.models import (ACTIVATABLE, ACTIVATED, ERROR_THROWN, FAILED, STATUS, Instance, Job,
                                JobHistory)
 from app.engine.runtime import Movement
 from app.extensions import db
@@ -68,70 +68,29 @@ def merge_variables(inst: Instance, result: dict) -> dict:
     return changes
 
 
-def _lock(tenant: str, key: str) -> Instance:
-    inst = db.session.scalar(select(Instance).join(Job, Job.instance_key == Instance.key)
-                             .where(Job.key == key, Job.tenant == tenant).with_for_update(of=Instance))
-    if inst is None:
-        raise JobNotFound(key, completing=True)
-    return inst
-
-
-def _refusal(job: Job, worker: str | None, now, error=JobNotCompletable):
+def refusal(job: Job, worker: str | None, now, error=JobNotCompletable):
     if worker and job.worker and job.worker != worker and job.state == ACTIVATED:
         return JobNotFound(job.key, reason="Job belongs to different worker", completing=True)
     status = STATUS[job.state]
-    if job.state == ACTIVATED and job.deadline < now:
+    # ACTIVATABLE with a deadline: released by the timeout sweeper (fail and resolve clear it)
+    if job.state in (ACTIVATED, ACTIVATABLE) and job.deadline is not None and job.deadline < now:
         status = "TIMED_OUT"
     return error(details={"job_key": job.key, "current_status": status, "worker_id": job.worker,
                           "reason": _REASONS.get(status, "Job is not active")})
 
 
-def complete(*, tenant: str, key: str, worker: str | None = None, variables=None, received_at=None) -> dict:
-    result = check_variables(variables)
-    with tx.write():
-        inst = _lock(tenant, key)
-        now = clock.utcnow()
-        claim = update(Job).where(Job.key == key, Job.state == ACTIVATED, Job.deadline >= now)
-        if worker:
-            claim = claim.where(Job.worker == worker)
-        job = db.session.scalars(claim.values(state=COMPLETED, ended_at=now, completed_by=Job.worker,
-                                              result_variables=result).returning(Job)).first()
-        if job is None:
-            raise _refusal(db.session.get(Job, key), worker, now)
-        changes = merge_variables(inst, result)
-        move = Movement(inst, deploy.definition(job.process_pk), now)
-        move.complete_task(job)
-        move.announce_jobs()
-        total = clock.ms_between(job.activated_at, now)
-        overhead = min(total, max(0, clock.ms_between(received_at or now, now)))
-        db.session.add(JobHistory(job_key=key, at=now, action="JOB_COMPLETED", worker=job.worker,
-                                  attempt=job.attempts, details={
-                                      "details": "Job completed successfully", "system_overhead_ms": overhead,
-                                      "result_summary": {"variables_added": len(changes["added"]),
-                                                         "processing_time_ms": total - overhead}}))
-        tx.job_event("job.completed", job_key=key, job_type=job.type, tenant=tenant, instance_key=inst.key,
-                     worker=job.worker)
-        answer = {
-            "job_key": key, "status": "COMPLETED", "completed_at": clock.iso(now), "completed_by": job.worker,
-            "execution_summary": {"started_at": clock.iso(job.activated_at), "total_duration_ms": total,
-                                  "processing_time_ms": total - overhead, "system_overhead_ms": overhead,
-                                  "retries_used": job.original_retries - job.retries},
-            "process_continuation": {"process_instance_id": inst.key, "element_id": job.element_id,
-                                     "token_id": job.token_id, "next_activities": move.next_activities},
-            "variables_updated": changes, "result_variables": result,
-        }
-    return answer
-
-
 def _locked_job(tenant: str, key: str) -> tuple[Instance, Job]:
-    inst = _lock(tenant, key)
-    job = db.session.scalar(select(Job).where(Job.key == key).with_for_update())
+    """Lock the job, then its instance (the engine's lock order)."""
+    job = db.session.scalar(select(Job).where(Job.key == key, Job.tenant == tenant).with_for_update())
+    if job is None:
+        raise JobNotFound(key, completing=True)
+    inst = db.session.scalar(select(Instance).where(Instance.key == job.instance_key).with_for_update())
     return inst, job
 
 
 def _check_active(job: Job, worker: str | None, now, error) -> None:
     if job.state != ACTIVATED or job.deadline < now or (worker and job.worker != worker):
-        raise _refusal(job, worker, now, error)
+        raise refusal(job, worker, now, error)
 
 
 def backoff_ms(job: Job, requested: int | None) -> int:
@@ -203,6 +162,7 @@ def throw_error(*, tenant: str, key: str, error_code: str, error_message: str | 
             move.incident("UNHANDLED_ERROR_EVENT", job.element_id, job.element_instance_key,
                           f"No error boundary event catches error code '{error_code}'"
                           + (f": {message}" if message else ""), job=job, error_code=error_code)
+        move.flush()
         tx.job_event("job.error_thrown", job_key=key, job_type=job.type, tenant=tenant, instance_key=inst.key,
                      worker=job.worker, error_code=error_code)
         answer = {"job_key": key, "status": "ERROR_THROWN", "error_code": error_code, "error_message": message,
@@ -223,14 +183,14 @@ def update_job(*, tenant: str, key: str, timeout: int | None = None, retries: in
         now = clock.utcnow()
         if timeout is not None:
             if job.state != ACTIVATED or job.deadline < now:
-                raise _refusal(job, None, now, JobNotUpdatable)
+                raise refusal(job, None, now, JobNotUpdatable)
             job.deadline = job.available_at = now + timedelta(milliseconds=timeout)
             job.timeout_ms = clock.ms_between(job.activated_at, job.deadline)
             db.session.add(JobHistory(job_key=key, at=now, action="JOB_TIMEOUT_UPDATED", worker=job.worker,
                                       details={"details": f"Deadline moved to {clock.iso(job.deadline)}"}))
         if retries is not None:
             if job.state not in (ACTIVATABLE, ACTIVATED):
-                raise _refusal(job, None, now, JobNotUpdatable)
+                raise refusal(job, None, now, JobNotUpdatable)
             job.retries = retries
             db.session.add(JobHistory(job_key=key, at=now, action="JOB_RETRIES_UPDATED", worker=job.worker,
                                       details={"details": f"Retries set to {retries}"}))

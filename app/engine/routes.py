@@ -1,12 +1,24 @@
-"""Worker API routes for jobs: authenticate, parse, call one engine service, wrap in the envelope."""
-from flask import g
+"""Worker API routes for jobs: authenticate, parse, call one engine service, wrap in the envelope.
+
+Activate and complete are the hot paths: their answers are built as dicts of exactly the schema's
+fields and sent as JSON directly (flask-smorest passes a Response through), which saves the
+marshmallow dump; the schemas still describe them in OpenAPI.
+"""
+import json
+
+from flask import current_app, g
 
 from app.api.base import envelope, ok
 from app.api.v1 import bp
 from app.auth.guards import require_key
-from app.engine import jobs, present, stats, waiting
+from app.engine import completion, jobs, present, stats, sweeper, waiting
 from app.engine import schemas as s
 from app.engine.request_time import received_at
+
+
+def _sent(data):
+    body = json.dumps({"success": True, "data": data, "request_id": g.get("request_id")}, separators=(",", ":"))
+    return current_app.response_class(body, mimetype="application/json")
 from app.engine import process_routes as _process_routes  # noqa: F401  (processes, instances, incidents)
 
 
@@ -28,7 +40,7 @@ def activate_jobs(args):
     found = waiting.activate(tenant=g.api_key.tenant, job_type=args["type"], worker=args["worker"],
                              max_jobs=args["max_jobs"], timeout_ms=args["timeout"],
                              fetch_variables=args["fetch_variables"], wait_ms=wait)
-    return ok({"jobs": found, "worker": args["worker"], "activated_count": len(found), "timeout": args["timeout"]})
+    return _sent({"jobs": found, "worker": args["worker"], "activated_count": len(found), "timeout": args["timeout"]})
 
 
 @bp.put("/jobs/<job_key>/complete")
@@ -41,8 +53,8 @@ def complete_job(args, job_key):
     The process moves on: `process_continuation.next_activities` names the elements it entered.
     409 `JOB_NOT_COMPLETABLE` when the job is not active (cancelled, completed, failed, timed out),
     404 `JOB_NOT_FOUND` when it is unknown or held by another `worker` than the one given."""
-    return ok(jobs.complete(tenant=g.api_key.tenant, key=job_key, worker=args["worker"],
-                            variables=args["variables"], received_at=received_at()))
+    return _sent(completion.complete(tenant=g.api_key.tenant, key=job_key, worker=args["worker"],
+                                     variables=args["variables"], received_at=received_at()))
 
 
 @bp.put("/jobs/<job_key>/fail")
@@ -106,3 +118,6 @@ def job_stats():
     return ok(stats.job_stats(tenant=g.api_key.tenant))
 
 
+@bp.record_once
+def _register_timeout_sweeper(state):
+    state.app.extensions.setdefault("conveyor_worker_hooks", []).append(sweeper.start)

@@ -4,8 +4,12 @@ The instance row is locked by the caller. A token entering a service task create
 instance and a job and stops there (a wait state); gateways and events are passed through at
 once. `Instance.active_tokens` counts the paths still running: a fork adds, an end event or a
 token absorbed by a join subtracts; at zero the instance is completed.
+
+Rows are not written one by one through the ORM: element instances, jobs and history rows are
+buffered and written by `flush()` (one executemany per table, Core statements), which every
+caller runs before it commits; a join flushes first because it counts rows in the database.
 """
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 
 from app import clock
 from app.engine import bpmn, incidents, tx
@@ -15,16 +19,47 @@ from app.ids import new_key
 
 MAX_STEPS = 10_000  # a cycle of gateways with no wait state would otherwise spin forever
 
+_EI = ElementInstance.__table__
+_INSERT_INSTANCE = Instance.__table__.insert()
+_INSERT_ELEMENTS = _EI.insert()
+_INSERT_JOBS = Job.__table__.insert()
+_INSERT_HISTORY = JobHistory.__table__.insert()
+_CLOSE_ELEMENT = (update(_EI).where(_EI.c.key == bindparam("k"))
+                  .values(state=bindparam("s"), left_at=bindparam("at", type_=_EI.c.left_at.type)))
+_AT_JOIN = (_EI.c.instance_key == bindparam("ik"), _EI.c.element_id == bindparam("el"), _EI.c.state == "ACTIVE")
+_COUNT_AT_JOIN = select(func.count()).select_from(_EI).where(*_AT_JOIN)
+_PASS_JOIN = update(_EI).where(*_AT_JOIN).values(state="COMPLETED", left_at=bindparam("at", type_=_EI.c.left_at.type))
+
+
+class InstanceState:
+    """An instance's columns as plain attributes (the hot paths do not load or track ORM objects)."""
+    __slots__ = ("key", "tenant", "process_pk", "process_id", "version", "state", "variables", "active_tokens",
+                 "created_at", "ended_at")
+
+    def __init__(self, **values):
+        for name in self.__slots__:
+            setattr(self, name, values.get(name))
+
+    def row(self) -> dict:
+        return {name: getattr(self, name) for name in self.__slots__}
+
 
 class Movement:
-    def __init__(self, instance: Instance, defn: bpmn.ProcessDefinition, now=None):
+    def __init__(self, instance: Instance | InstanceState, defn: bpmn.ProcessDefinition, now=None,
+                 insert_instance: bool = False):
+        """insert_instance: the instance is new and written with the movement's first rows."""
         self.instance = instance
+        self._insert_instance = insert_instance
+        self.instance_saved_as: dict | None = None  # the instance row as written by this movement
         self.defn = defn
         self.now = now or clock.utcnow()
         self.next_activities: list[dict] = []
-        self.jobs: list[Job] = []
+        self.jobs: list[dict] = []  # rows of the jobs created
         self.incidents: list[Incident] = []
         self.steps = 0
+        self._elements: list[dict] = []
+        self._history: list[dict] = []
+        self._jobs_written = 0
 
     # -- entering elements ----------------------------------------------------------------------
 
@@ -50,7 +85,7 @@ class Movement:
                 flows = bpmn.next_flows_from(self.defn, el.id, self.instance.variables)
             except bpmn.NoPathError as exc:
                 ei = self._element(el, token_id, "ACTIVE")
-                self.incident("CONDITION_ERROR", el.id, ei.key, str(exc))
+                self.incident("CONDITION_ERROR", el.id, ei["key"], str(exc))
                 return
             self._element(el, token_id, "COMPLETED")
             self.take(flows, token_id)
@@ -68,16 +103,15 @@ class Movement:
             self.enter(flow.target, token)
 
     def _arrive_at_join(self, el: bpmn.Element, token_id: str) -> None:
-        waiting = db.session.scalar(select(func.count()).select_from(ElementInstance).where(
-            ElementInstance.instance_key == self.instance.key, ElementInstance.element_id == el.id,
-            ElementInstance.state == "ACTIVE"))
+        self.flush()  # siblings that arrived in this movement are counted too
+        conn = db.session.connection()
+        at_join = {"ik": self.instance.key, "el": el.id}
+        waiting = conn.execute(_COUNT_AT_JOIN, at_join).scalar()
         if waiting + 1 < len(el.incoming):
             self._element(el, token_id, "ACTIVE")  # this token waits for its siblings
             self._token_ended()
             return
-        db.session.execute(update(ElementInstance).where(
-            ElementInstance.instance_key == self.instance.key, ElementInstance.element_id == el.id,
-            ElementInstance.state == "ACTIVE").values(state="COMPLETED", left_at=self.now))
+        conn.execute(_PASS_JOIN, {**at_join, "at": self.now})
         self._element(el, token_id, "COMPLETED")
         self.leave(el.id, token_id)
 
@@ -91,42 +125,81 @@ class Movement:
 
     # -- leaving a task ------------------------------------------------------------------------
 
-    def complete_task(self, job: Job) -> None:
-        self._close_element(job.element_instance_key, "COMPLETED")
-        self.leave(job.element_id, job.token_id)
+    def complete_task(self, element_id: str, token_id: str, element_instance_key: str | None = None) -> None:
+        """The task's element instance is closed by the caller when element_instance_key is None."""
+        if element_instance_key is not None:
+            self._close_element(element_instance_key, "COMPLETED")
+        self.leave(element_id, token_id)
 
     def catch_error(self, job: Job, boundary: bpmn.Element) -> None:
         self._close_element(job.element_instance_key, "TERMINATED")
         self.enter(boundary.id, job.token_id)
 
     def _close_element(self, key: str, state: str) -> None:
-        db.session.execute(update(ElementInstance).where(ElementInstance.key == key)
-                           .values(state=state, left_at=self.now))
+        db.session.connection().execute(_CLOSE_ELEMENT, {"k": key, "s": state, "at": self.now})
 
     # -- records ---------------------------------------------------------------------------------
 
-    def _element(self, el: bpmn.Element, token_id: str, state: str) -> ElementInstance:
-        ei = ElementInstance(key=new_key("elem"), instance_key=self.instance.key, element_id=el.id,
-                             element_type=el.type, token_id=token_id, state=state, entered_at=self.now,
-                             left_at=None if state == "ACTIVE" else self.now)
-        db.session.add(ei)
+    def _element(self, el: bpmn.Element, token_id: str, state: str) -> dict:
+        ei = {"key": new_key("elem"), "instance_key": self.instance.key, "element_id": el.id,
+              "element_type": el.type, "token_id": token_id, "state": state, "entered_at": self.now,
+              "left_at": None if state == "ACTIVE" else self.now}
+        self._elements.append(ei)
         return ei
 
-    def _create_job(self, el: bpmn.Element, ei: ElementInstance) -> None:
+    def _create_job(self, el: bpmn.Element, ei: dict) -> None:
         inst = self.instance
-        job = Job(key=new_key("job"), tenant=inst.tenant, type=el.job_type, state=ACTIVATABLE,
-                  instance_key=inst.key, process_id=inst.process_id, process_version=inst.version,
-                  process_pk=inst.process_pk, element_id=el.id, element_instance_key=ei.key,
-                  token_id=ei.token_id, custom_headers=dict(el.headers), retries=el.retries,
-                  original_retries=el.retries, attempts=0, created_at=self.now, available_at=self.now)
-        db.session.add(job)
-        db.session.add(JobHistory(job_key=job.key, at=self.now, action="JOB_CREATED",
-                                  details={"details": f"Job created for {el.name or el.id}"}))
+        job = {"key": new_key("job"), "tenant": inst.tenant, "type": el.job_type, "state": ACTIVATABLE,
+               "instance_key": inst.key, "process_id": inst.process_id, "process_version": inst.version,
+               "process_pk": inst.process_pk, "element_id": el.id, "element_instance_key": ei["key"],
+               "token_id": ei["token_id"], "custom_headers": dict(el.headers), "retries": el.retries,
+               "original_retries": el.retries, "attempts": 0, "created_at": self.now, "available_at": self.now}
         self.jobs.append(job)
-        tx.job_event("job.created", job_key=job.key, job_type=job.type, tenant=job.tenant, instance_key=inst.key)
+        self.history(job["key"], "JOB_CREATED", details={"details": f"Job created for {el.name or el.id}"})
+        tx.job_event("job.created", job_key=job["key"], job_type=job["type"], tenant=inst.tenant,
+                     instance_key=inst.key)
+
+    def history(self, job_key: str, action: str, *, worker: str | None = None, attempt: int | None = None,
+                error: str | None = None, backoff_ms: int | None = None, details: dict | None = None) -> None:
+        """Buffer a job history row, written by flush() with the movement's other rows."""
+        self._history.append({"job_key": job_key, "at": self.now, "action": action, "worker": worker,
+                              "attempt": attempt, "error": error, "backoff_ms": backoff_ms, "details": details})
+
+    def _instance_row(self) -> dict:
+        self._insert_instance = False
+        self.instance_saved_as = self.instance.row()
+        return self.instance_saved_as
+
+    def take_rows(self) -> list[tuple]:
+        """Hand over the buffered rows (table, rows) for the caller to write itself, in flush()'s order."""
+        out = [(_EI, self._elements), (Job.__table__, self.jobs[self._jobs_written:]),
+               (JobHistory.__table__, self._history)]
+        if self._insert_instance:
+            out.insert(0, (Instance.__table__, [self._instance_row()]))
+        self._elements, self._history, self._jobs_written = [], [], len(self.jobs)
+        return [(table, rows) for table, rows in out if rows]
+
+    def flush(self) -> None:
+        """Write the buffered rows: one executemany per table (elements before the jobs that name them)."""
+        conn = None
+        if self._insert_instance:
+            conn = db.session.connection()
+            conn.execute(_INSERT_INSTANCE, self._instance_row())
+        if self._elements:
+            conn = db.session.connection()
+            conn.execute(_INSERT_ELEMENTS, self._elements)
+            self._elements = []
+        if len(self.jobs) > self._jobs_written:
+            conn = conn or db.session.connection()
+            conn.execute(_INSERT_JOBS, self.jobs[self._jobs_written:])
+            self._jobs_written = len(self.jobs)
+        if self._history:
+            (conn or db.session.connection()).execute(_INSERT_HISTORY, self._history)
+            self._history = []
 
     def incident(self, type_: str, element_id: str, element_instance_key: str | None, message: str,
                  job: Job | None = None, error_code: str | None = None) -> Incident:
+        self.flush()  # the incident row (ORM) names an element instance written here
         inc = incidents.open_incident(self.instance, type_, element_id, element_instance_key, message,
                                       job=job, error_code=error_code, now=self.now)
         self.incidents.append(inc)
@@ -136,6 +209,6 @@ class Movement:
         """After the movement: wake waiting workers, one message per job type."""
         counts: dict[str, int] = {}
         for job in self.jobs:
-            counts[job.type] = counts.get(job.type, 0) + 1
+            counts[job["type"]] = counts.get(job["type"], 0) + 1
         for job_type, count in counts.items():
             tx.wake(tenant=self.instance.tenant, job_type=job_type, count=count)

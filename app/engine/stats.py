@@ -7,6 +7,7 @@ deadline still ahead; `in_backoff` — waiting for a retry delay; `completions_p
 over jobs completed in the last `WINDOW` (5 minutes); `workers` — those that polled for the
 type in the last 5 minutes, with their last poll (kept in Redis, not in the database).
 """
+import time
 from datetime import timedelta
 
 from sqlalchemy import case, func, select
@@ -17,6 +18,8 @@ from app.extensions import db, get_redis
 
 WINDOW = timedelta(minutes=5)
 WORKER_TTL_S = 300
+POLL_RESOLUTION_S = 1.0
+_last_recorded: dict[tuple, float] = {}
 
 
 def _workers_key(tenant: str, job_type: str) -> str:
@@ -24,7 +27,17 @@ def _workers_key(tenant: str, job_type: str) -> str:
 
 
 def record_poll(tenant: str, job_type: str, worker: str) -> None:
-    """Remember a worker's last poll (one pipelined round trip; stats read it)."""
+    """Remember a worker's last poll (one pipelined round trip; stats read it).
+
+    A web process writes it at most once per POLL_RESOLUTION_S per worker and type, so a busy
+    worker does not pay a Redis round trip per request; `last_poll_at` is that much coarse."""
+    now = time.monotonic()
+    seen = (tenant, job_type, worker)
+    if now - _last_recorded.get(seen, -POLL_RESOLUTION_S) < POLL_RESOLUTION_S:
+        return
+    if len(_last_recorded) > 10_000:
+        _last_recorded.clear()
+    _last_recorded[seen] = now
     key = _workers_key(tenant, job_type)
     pipe = get_redis().pipeline(transaction=False)
     pipe.hset(key, worker, clock.epoch_ms(clock.utcnow()))

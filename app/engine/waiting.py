@@ -127,7 +127,7 @@ def activate(*, tenant: str, job_type: str, worker: str, max_jobs: int, timeout_
     args = dict(tenant=tenant, job_type=job_type, worker=worker, max_jobs=max_jobs, timeout_ms=timeout_ms,
                 fetch_variables=fetch_variables)
     if wait_ms == 0:
-        return activate_now(**args)[0]
+        return activate_now(**args, want_upcoming=False)[0]
     hub.ensure_listener(current_app.config["REDIS_URL"])
     # Registered before the first query, so a job committed in between still wakes us.
     waiter = hub.register(tenant, job_type, current_app.config["LONG_POLL_MAX_WAITERS"])
