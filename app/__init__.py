@@ -14,6 +14,7 @@ def create_app(overrides: dict | None = None, env: dict | None = None) -> Flask:
     app.config.update(config_module.load(env, overrides))
     configure_logging(app.config["LOG_LEVEL"])
     register_request_hooks(app)
+    dbsetup.register(app)
     register_extensions(app)
     register_blueprints(app)
     register_error_handlers(app)

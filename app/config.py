@@ -118,7 +118,9 @@ def load(env=None, overrides=None) -> dict:
         "PROJECT_JOBS_RECONCILE_SECONDS": _int(env, "PROJECT_JOBS_RECONCILE_SECONDS", 20),
         "JOB_HANDLER_MODULES": [m.strip() for m in env.get("JOB_HANDLER_MODULES", "").split(",") if m.strip()],
         "SQLALCHEMY_TRACK_MODIFICATIONS": False,
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        # No pre-ping (a round trip on every checkout): SQLAlchemy drops the whole pool on the first
+        # disconnect error instead, and recycling retires connections before servers or proxies cut them.
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_recycle": 1800},
         # flask-smorest / OpenAPI
         "API_TITLE": "Conveyor",
         "API_VERSION": "1.0.0",

@@ -11,6 +11,10 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 _begin_mode: ContextVar[str] = ContextVar("sqlite_begin_mode", default="")
+# In WAL mode a deferred transaction that reads, then writes after another process committed, fails at
+# once with "database is locked" whatever the busy timeout. So web requests that may write (an unsafe
+# method) take the lock at BEGIN (`register`); worker code that reads then writes uses `immediate()`.
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 @event.listens_for(Engine, "connect")
@@ -30,6 +34,35 @@ def _configure_sqlite(dbapi_connection, connection_record):
 def _begin_sqlite(conn):
     if conn.dialect.name == "sqlite":
         conn.exec_driver_sql(f"BEGIN {_begin_mode.get()}".strip())
+
+
+def register(app) -> None:
+    from flask import g, request
+
+    @app.before_request
+    def lock_up_front_for_writes():
+        if request.method in UNSAFE_METHODS:
+            g.sqlite_begin_token = _begin_mode.set("IMMEDIATE")
+
+    @app.teardown_request
+    def restore_begin_mode(exc):
+        token = g.pop("sqlite_begin_token", None)
+        if token is not None:
+            from app.extensions import db
+            # A read after the service's commit (serialising the answer) begins IMMEDIATE too: end it now,
+            # even where the session outlives the request (the test client shares one app context).
+            if db.session.get_bind().dialect.name == "sqlite":
+                db.session.rollback()
+            try:
+                _begin_mode.reset(token)
+            except ValueError:  # torn down in another context: no request-level mode may leak
+                _begin_mode.set("")
+
+
+def end_read(session) -> None:
+    """On SQLite, end the transaction a lookup opened, so no lock outlives it into the request's other I/O."""
+    if session.get_bind().dialect.name == "sqlite" and session().in_transaction():
+        session.commit()
 
 
 @contextmanager

@@ -61,6 +61,12 @@ def init_redis(app):
     app.extensions["redis"] = redis_lib.Redis.from_url(app.config["REDIS_URL"], health_check_interval=30)
 
 
+def scoped_channel(client: redis_lib.Redis, name: str) -> str:
+    """Pub/sub ignores database numbers: a deployment (or test run) on Redis database N gets its own channels."""
+    number = int(client.connection_pool.connection_kwargs.get("db") or 0)
+    return name if number == 0 else f"{name}@{number}"
+
+
 def get_redis() -> redis_lib.Redis:
     return current_app.extensions["redis"]
 

@@ -4,7 +4,9 @@ from functools import wraps
 
 from flask import g, request, session
 
+from app import dbsetup
 from app.auth import service
+from app.extensions import db
 from app.errors import Forbidden, NotFound, Unauthorized
 
 KEY_SECURITY = [{"ApiKeyAuth": []}]
@@ -42,6 +44,7 @@ def require_key(*permissions: str):
                 raise Forbidden("API key lacks the required permission",
                                 {"required": list(permissions), "missing": missing})
             g.api_key = key
+            dbsetup.end_read(db.session)
             return view(*args, **kwargs)
         return _document(wrapper, KEY_SECURITY, {401: "No, unknown or revoked API key",
                                                  403: "The key lacks the permission"})
@@ -81,6 +84,7 @@ def require_user(admin: bool = False):
             if admin and not user.is_admin:
                 raise NotFound()  # isolation: a non-admin does not learn admin routes exist
             g.user = user
+            dbsetup.end_read(db.session)
             return view(*args, **kwargs)
         return _document(wrapper, USER_SECURITY, {401: "Missing, expired or revoked token"})
     return decorator

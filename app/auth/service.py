@@ -188,7 +188,10 @@ def authenticate_key(raw: str) -> KeyIdentity:
     if not raw.startswith(KEY_PREFIX) or raw.count("_") < 2:
         raise Unauthorized("Unknown API key", code="UNAUTHORIZED")
     prefix, _, secret = raw[len(KEY_PREFIX):].partition("_")
-    key = db.session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
+    # Columns, not an ORM object: this runs on every worker request.
+    key = db.session.execute(select(ApiKey.id, ApiKey.name, ApiKey.tenant, ApiKey.permissions, ApiKey.key_hash,
+                                    ApiKey.revoked_at, ApiKey.last_used_at)
+                             .where(ApiKey.prefix == prefix)).first()
     if key is None or not hmac.compare_digest(key.key_hash, _hash_key(secret)):
         raise Unauthorized("Unknown API key", code="UNAUTHORIZED")
     if key.revoked_at is not None:

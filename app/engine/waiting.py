@@ -18,6 +18,7 @@ from collections import deque
 from flask import current_app
 
 from app.engine.tx import WAKE_CHANNEL
+from app.extensions import scoped_channel
 from app.errors import Unavailable
 
 log = logging.getLogger("conveyor.engine.waiting")
@@ -87,7 +88,7 @@ class Hub:
             try:
                 client = redis.Redis.from_url(redis_url, health_check_interval=30)
                 pubsub = client.pubsub(ignore_subscribe_messages=True)
-                pubsub.subscribe(WAKE_CHANNEL)
+                pubsub.subscribe(scoped_channel(client, WAKE_CHANNEL))
                 self.connected = True
                 for message in pubsub.listen():
                     self._handle(message.get("data"))

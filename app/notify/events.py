@@ -11,7 +11,7 @@ from sqlalchemy import BigInteger, Integer, String, event as sa_event
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from app import clock
-from app.extensions import db, get_redis
+from app.extensions import db, get_redis, scoped_channel
 from app.types import JSONType, UTCDateTime
 
 CHANNEL = "conveyor:events"
@@ -38,9 +38,7 @@ class Event(db.Model):
 
 
 def channel_name(client) -> str:
-    """Pub/sub ignores Redis database numbers: a deployment (or test run) on database N uses its own channel."""
-    db_number = int(client.connection_pool.connection_kwargs.get("db") or 0)
-    return CHANNEL if db_number == 0 else f"{CHANNEL}@{db_number}"
+    return scoped_channel(client, CHANNEL)
 
 
 def record(type_: str, payload: dict, *, user_id=None, tenant=None, subject=None) -> Event:
@@ -77,7 +75,7 @@ def _publish(session):
         client = get_redis()
         pipe = client.pipeline(transaction=False)
         for channel, message in messages:
-            pipe.publish(channel_name(client) if channel == CHANNEL else channel, message)
+            pipe.publish(scoped_channel(client, channel), message)
         pipe.execute()
     except Exception:  # the database holds the truth; readers recover missed events from it
         log.exception("publishing %d message(s) failed", len(messages))

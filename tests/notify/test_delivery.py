@@ -182,12 +182,18 @@ def test_an_endpoint_that_keeps_failing_is_disabled_with_a_reason(app, client, s
     user_id = user.id  # deliver() ends the session, detaching `user`
     hook = make_webhook(client, token, receiver.answer("/down", 503, 503))
     for n in range(2):
-        event_id = announce(user_id, "job.failed", job_id=f"job-{n}")
-        db.session.query(Delivery).delete()  # this test sends in-process, not through the worker
+        # The event row alone, without events.record: no outbox row and no RQ task, so a worker left
+        # running by earlier tests cannot send (and succeed) before this test's in-process sends.
+        event = events.Event(type="job.failed", user_id=user_id, subject=f"job-{n}", created_at=clock.utcnow(),
+                             payload={"id": f"job-{n}", "type": "exampleJob", "status": "Failed", "error": "x"})
+        db.session.add(event)
+        db.session.flush()
+        event_id = event.id
         row = Delivery(webhook_id=hook["id"], event_id=event_id, job_id=f"job-{n}", event_type="completed",
                        status="pending", attempts=0, next_attempt_at=clock.utcnow(), created_at=clock.utcnow())
         db.session.add(row)
         db.session.commit()
+        receiver.answer("/down", 503)
         assert delivery.deliver(row.id) == "failed"
     (listed,) = client.get("/webhooks", headers=auth(token)).get_json()["webhooks"]
     assert listed["active"] is False and "2 deliveries in a row failed" in listed["disabledReason"]

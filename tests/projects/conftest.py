@@ -12,7 +12,7 @@ from tests import support
 @pytest.fixture
 def owner(make_user, login):
     user = make_user(email="owner@example.com", name="Olivia Owner")
-    return {"user": user, "headers": {"Authorization": f"Bearer {login(user)['access_token']}"}}
+    return {"user": user, "id": user.id, "headers": {"Authorization": f"Bearer {login(user)['access_token']}"}}
 
 
 @pytest.fixture

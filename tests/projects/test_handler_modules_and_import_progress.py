@@ -33,7 +33,7 @@ def _start(owner, project, name):
     from app.projects import jobs
     from app.projects.models import Project
     db.session.remove()
-    return jobs.start_job(name=name, user=db.session.get(User, owner["user"].id),
+    return jobs.start_job(name=name, user=db.session.get(User, owner["id"]),
                           project=db.session.get(Project, project["id"])).id
 
 
@@ -148,7 +148,7 @@ def test_a_failed_import_discards_its_staged_rows_and_changes_no_record(client, 
     wait_for(client, owner["headers"], first.get_json()["id"])
     data = csv_bytes([("A-1", "changed", "AI", "bar", 0, 1, 1), ("A-2", "new", "AI", "bar", 0, 1, 1)])
     db.session.remove()
-    job_id = jobs.start_job(name="TestImportThenFail", user=db.session.get(User, owner["user"].id),
+    job_id = jobs.start_job(name="TestImportThenFail", user=db.session.get(User, owner["id"]),
                             project=db.session.get(Project, project["id"]), params={"keyField": "tag"},
                             upload=("tags.csv", "text/csv", data)).id
     job = wait_for(client, owner["headers"], job_id)

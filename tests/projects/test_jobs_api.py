@@ -39,7 +39,7 @@ def test_starting_an_import_answers_202_with_the_queued_job_in_the_spec_shape(cl
                         "createdAt", "startedAt", "completedAt", "createdBy", "createdByName"}
     assert (job["type"], job["status"], job["progress"]) == ("Import", "Queued", 0)
     assert (job["projectId"], job["projectName"]) == (project["id"], "Plant A Commissioning")
-    assert job["createdByName"] == "Olivia Owner" and job["createdBy"] == str(owner["user"].id)
+    assert job["createdByName"] == "Olivia Owner" and job["createdBy"] == str(owner["id"])
     assert job["createdAt"].endswith("Z")
 
 
@@ -212,7 +212,7 @@ def test_every_change_is_an_event_carrying_the_job_its_project_and_its_creator(a
     assert types[0] == "job.created" and types[1] == "job.started" and types[-1] == "job.completed"
     assert set(types) <= {"job.created", "job.started", "job.progress", "job.completed"}
     last = events[-1]
-    assert last.user_id == owner["user"].id
+    assert last.user_id == owner["id"]
     assert last.payload["projectName"] == "Plant A Commissioning" and last.payload["status"] == "Completed"
 
 

@@ -9,7 +9,7 @@ from app.dashboard.guard import signed_in
 from app.engine import deploy, incidents, instances
 from app.engine.tx import EVENTS_CHANNEL
 from app.errors import AppError, ValidationError
-from app.extensions import get_redis
+from app.extensions import get_redis, scoped_channel
 
 HEARTBEAT_SECONDS = 15
 
@@ -84,8 +84,9 @@ def resolve_incident(key):
 def worker_events():
     """Server-sent events: the engine's job and instance changes of one tenant, pushed as they commit."""
     tenant = _tenant()
-    pubsub = get_redis().pubsub(ignore_subscribe_messages=True)
-    pubsub.subscribe(EVENTS_CHANNEL)
+    client = get_redis()
+    pubsub = client.pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(scoped_channel(client, EVENTS_CHANNEL))
 
     def stream():
         try:
