@@ -66,6 +66,17 @@ def end_read(session) -> None:
 
 
 @contextmanager
+def reading():
+    """Transactions begun inside this block are plain (deferred), even in a write request: for reads that
+    poll, which must not hold the write lock the process they wait for needs."""
+    token = _begin_mode.set("")
+    try:
+        yield
+    finally:
+        _begin_mode.reset(token)
+
+
+@contextmanager
 def immediate():
     """The next transaction begun inside this block takes SQLite's write lock at BEGIN (no-op elsewhere).
 

@@ -1,5 +1,6 @@
 """Fixtures: every app-level test runs on SQLite and on PostgreSQL, against a real Redis."""
 import os
+import time
 
 import pytest
 from sqlalchemy import text
@@ -70,13 +71,25 @@ def _session_app(database_url, redis_url):
 
 
 def _truncate(db):
+    from sqlalchemy.exc import OperationalError
+
     tables = [t.name for t in reversed(db.metadata.sorted_tables)]
-    if db.engine.dialect.name == "postgresql":
-        db.session.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
-    else:
-        for name in tables:
-            db.session.execute(text(f"DELETE FROM {name}"))
-    db.session.commit()
+    # A worker process may still be finishing the previous test's job; its row locks can deadlock
+    # with TRUNCATE's table locks. PostgreSQL picks a victim at once, so try again shortly.
+    for attempt in range(20):
+        try:
+            if db.engine.dialect.name == "postgresql":
+                db.session.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+            else:
+                for name in tables:
+                    db.session.execute(text(f"DELETE FROM {name}"))
+            db.session.commit()
+            return
+        except OperationalError:
+            db.session.rollback()
+            if attempt == 19:
+                raise
+            time.sleep(0.25)
 
 
 @pytest.fixture

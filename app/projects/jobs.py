@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 
 from app import clock
 from app.auth.models import User
-from app.dbsetup import immediate
+from app.dbsetup import immediate, reading
 from app.errors import AppError, Conflict, NotFound, ValidationError
 from app.extensions import db, get_queue, get_redis
 from app.notify import events
@@ -205,12 +205,14 @@ def _stop_in_rq(rq_job_id: str | None) -> None:
 
 def _wait_for_end(job_id: str, seconds: float) -> Job:
     deadline = time.monotonic() + seconds
-    while True:
-        db.session.rollback()
-        job = db.session.get(Job, job_id)
-        if job.status not in ACTIVE or time.monotonic() >= deadline:
-            return job
-        time.sleep(0.1)
+    with reading():  # the worker must be able to write the end we wait for
+        while True:
+            db.session.rollback()
+            job = db.session.get(Job, job_id)
+            if job.status not in ACTIVE or time.monotonic() >= deadline:
+                return job
+            db.session.rollback()
+            time.sleep(0.1)
 
 
 def retry(*, job_id: str, user: User) -> Job:
