@@ -287,16 +287,21 @@ def set_progress(*, job_id: str, percent: int) -> bool:
 
 
 def cancel_requested(job_id: str) -> bool:
-    flag = db.session.scalar(select(Job.cancel_requested).where(Job.id == job_id))
+    """Stop? Also when the job was ended elsewhere (the reconciler failed it while its work horse lived on)."""
+    row = db.session.execute(select(Job.cancel_requested, Job.status).where(Job.id == job_id)).first()
     db.session.rollback()
-    return flag is None or bool(flag)
+    return row is None or bool(row.cancel_requested) or row.status != "Running"
 
 
 def mark(*, job_id: str, status: str, error: str | None = None, only_if_running: bool = True) -> Job | None:
     """End a job Failed or Cancelled (when it is still Queued/Running)."""
     job = lock_for_runner(job_id)
     if job is None or job.status not in (("Running",) if only_if_running else ACTIVE):
-        db.session.rollback()
+        if job is not None and job.status in ("Failed", "Cancelled"):
+            staging.discard(job_id)  # rows a horse staged after its job was ended elsewhere
+            db.session.commit()
+        else:
+            db.session.rollback()
         return None
     finish_locked(job, status, "job.failed" if status == "Failed" else "job.cancelled", error=error)
     db.session.commit()
