@@ -122,7 +122,8 @@ def test_a_large_import_reports_progress_through_its_write_phase_and_leaves_no_s
                            timeout=60))["status"] in ("Queued", "Running"):
         polled.append(job["progress"])
         time.sleep(0.1)
-    assert job["status"] == "Completed" and job["result"]["recordsCreated"] == rows, job
+    assert job["status"] == "Completed", f"{job['status']}: {job['error']}"
+    assert job["result"]["recordsCreated"] == rows, job["result"]
     progress = [p["progress"] for p in _events(job_id, "job.progress")]
     assert progress == sorted(progress) and len(set(progress)) >= 3, progress
     assert any(90 < p < 100 for p in progress), progress  # every row staged before the merge
