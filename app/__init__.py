@@ -1,5 +1,5 @@
 """Conveyor: a job server with a worker API, project background jobs and live notifications."""
-from flask import Flask, request
+from flask import Flask
 
 from app import config as config_module
 from app.api.base import json_body_cap

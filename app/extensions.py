@@ -1,5 +1,4 @@
 """Extensions, created unbound here and bound in create_app."""
-from functools import wraps
 
 import redis as redis_lib
 from flask import current_app, request
