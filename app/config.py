@@ -63,6 +63,8 @@ SETTINGS = [
     Setting("UPLOAD_MAX_BYTES", 50 * 1024 * 1024, "largest file upload"),
     Setting("LOGIN_RATE_LIMIT", "10/minute", "login attempts per client address and e-mail"),
     Setting("API_RATE_LIMIT", "", "requests per API key on `/api/v1`, e.g. `6000/minute` (empty: no limit)"),
+    Setting("API_KEY_CACHE_SECONDS", 10, "how long a web process remembers a checked API key (0: never); "
+            "revocation still takes effect at once"),
     Setting("LONG_POLL_MAX_MS", 25000, "longest wait of a long-polling activate request"),
     Setting("LONG_POLL_MAX_WAITERS", 2000, "waiting activate requests per web process before 503"),
     Setting("ALLOW_PRIVATE_WEBHOOKS", "(true outside production)", "let webhooks target private addresses"),
@@ -103,6 +105,7 @@ def load(env=None, overrides=None) -> dict:
         "UPLOAD_MAX_BYTES": _int(env, "UPLOAD_MAX_BYTES", 50 * 1024 * 1024),
         "LOGIN_RATE_LIMIT": env.get("LOGIN_RATE_LIMIT", "10/minute"),
         "API_RATE_LIMIT": env.get("API_RATE_LIMIT", ""),
+        "API_KEY_CACHE_SECONDS": _int(env, "API_KEY_CACHE_SECONDS", 10),
         "LONG_POLL_MAX_MS": _int(env, "LONG_POLL_MAX_MS", 25000),
         "LONG_POLL_MAX_WAITERS": _int(env, "LONG_POLL_MAX_WAITERS", 2000),
         "ALLOW_PRIVATE_WEBHOOKS": env.get("ALLOW_PRIVATE_WEBHOOKS", "false" if production else "true").lower()

@@ -176,7 +176,7 @@ def main():
         key = prepare(db_url, redis_url, opts.instances)
         port = free_port()
         env = dict(os.environ, DATABASE_URL=db_url, REDIS_URL=redis_url, PORT=str(port), HOST="127.0.0.1",
-                   WEB_CONCURRENCY="2", LOG_LEVEL="WARNING", API_RATE_LIMIT="10000000/minute")
+                   WEB_CONCURRENCY="2", LOG_LEVEL="WARNING")
         web = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "gunicorn"), "-c", "gunicorn.conf.py",
                                 "wsgi:app"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                start_new_session=True)

@@ -25,6 +25,7 @@ def main():
     parser.add_argument("database_url")
     parser.add_argument("--instances", type=int, default=800)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--sort", default="cumulative", help="pstats order: cumulative or tottime")
     opts = parser.parse_args()
 
     from flask_migrate import upgrade
@@ -35,8 +36,7 @@ def main():
     from tests.engine.helpers import one_task
 
     app = create_app(env={"DATABASE_URL": opts.database_url, "LOG_LEVEL": "WARNING",
-                          "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/12"),
-                          "API_RATE_LIMIT": "10000000/minute"})
+                          "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/12")})
     with app.app_context():
         upgrade(revision="heads")
         _, key = service.create_key(name="profile", permissions="job,process", tenant="profile")
@@ -80,7 +80,7 @@ def main():
         profiler = cProfile.Profile(time.process_time)
         rounds(per_round, profiler)
         out = io.StringIO()
-        pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(60)
+        pstats.Stats(profiler, stream=out).sort_stats(opts.sort).print_stats(60)
         print(out.getvalue())
 
 

@@ -3,6 +3,7 @@ import hashlib
 import logging
 import hmac
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -13,11 +14,12 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError
 
 from app import clock
-from app.auth import tokens
+from app.auth import key_cache, tokens
 from app.dbsetup import immediate
 from app.auth.models import PERMISSIONS, ApiKey, LoginSession, RefreshToken, User
 from app.errors import Conflict, NotFound, Unauthorized, ValidationError
 from app.extensions import db
+from app.notify.events import publish_after_commit
 
 _hasher = PasswordHasher()
 _DUMMY_HASH = _hasher.hash("not-a-real-password")
@@ -172,7 +174,9 @@ def revoke_key(key_id: int) -> ApiKey:
         raise NotFound("API key not found", {"key_id": key_id}, code="KEY_NOT_FOUND")
     if key.revoked_at is None:
         key.revoked_at = clock.utcnow()
+        publish_after_commit(key_cache.CHANNEL, str(key.id))  # every web process forgets it
         db.session.commit()
+    key_cache.cache.drop(key.id)  # after the commit, so no lookup can cache the key as it was
     return key
 
 
@@ -191,8 +195,27 @@ class KeyIdentity:
 def authenticate_key(raw: str) -> KeyIdentity:
     if not raw.startswith(KEY_PREFIX) or raw.count("_") < 2:
         raise Unauthorized("Unknown API key", code="UNAUTHORIZED")
+    ttl = current_app.config["API_KEY_CACHE_SECONDS"]
+    cached = ttl > 0 and key_cache.cache.usable(current_app.config["REDIS_URL"])
+    scope = (current_app.config["SQLALCHEMY_DATABASE_URI"], _hash_key(raw))
+    entry = key_cache.cache.get(scope) if cached else None
+    if entry is None:
+        generation = key_cache.cache.generation
+        identity, last_used_at = _look_up_key(raw)
+        entry = key_cache.Entry(identity, time.monotonic() + ttl, last_used_at)
+        if cached:
+            key_cache.cache.put(scope, entry, generation)
+    now = clock.utcnow()
+    # Written at most once a minute per key so the hot worker path does not pay a write per request.
+    if entry.last_used_at is None or now - entry.last_used_at > LAST_USED_RESOLUTION:
+        _record_use(entry.identity.id, now)
+        entry.last_used_at = now
+    return entry.identity
+
+
+def _look_up_key(raw: str) -> tuple[KeyIdentity, object]:
     prefix, _, secret = raw[len(KEY_PREFIX):].partition("_")
-    # Columns, not an ORM object: this runs on every worker request.
+    # Columns, not an ORM object.
     key = db.session.execute(select(ApiKey.id, ApiKey.name, ApiKey.tenant, ApiKey.permissions, ApiKey.key_hash,
                                     ApiKey.revoked_at, ApiKey.last_used_at)
                              .where(ApiKey.prefix == prefix)).first()
@@ -200,19 +223,18 @@ def authenticate_key(raw: str) -> KeyIdentity:
         raise Unauthorized("Unknown API key", code="UNAUTHORIZED")
     if key.revoked_at is not None:
         raise Unauthorized("API key has been revoked", code="UNAUTHORIZED")
-    identity = KeyIdentity(key.id, key.name, key.tenant, tuple(key.permissions))
-    now = clock.utcnow()
-    # Written at most once a minute per key so the hot worker path does not pay a write per request.
-    if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
-        db.session.rollback()  # end the read: SQLite cannot turn a snapshot into a write once others wrote
-        try:
-            with immediate():
-                db.session.execute(update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=now))
-                db.session.commit()
-        except OperationalError:  # advisory: a busy database must not fail the request it describes
-            db.session.rollback()
-            log.warning("could not record last use of API key %s", key.id, exc_info=True)
-    return identity
+    return KeyIdentity(key.id, key.name, key.tenant, tuple(key.permissions)), key.last_used_at
+
+
+def _record_use(key_id: int, now) -> None:
+    db.session.rollback()  # end the read: SQLite cannot turn a snapshot into a write once others wrote
+    try:
+        with immediate():
+            db.session.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=now))
+            db.session.commit()
+    except OperationalError:  # advisory: a busy database must not fail the request it describes
+        db.session.rollback()
+        log.warning("could not record last use of API key %s", key_id, exc_info=True)
 
 
 def user_from_session(user_id, session_id: str) -> tuple[User, str]:
