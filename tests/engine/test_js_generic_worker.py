@@ -20,6 +20,19 @@ NODE = shutil.which("node")
 pytestmark = pytest.mark.skipif(NODE is None, reason="node is not on PATH: the spec's JavaScript worker needs Node 18+")
 
 
+@pytest.fixture(scope="module")
+def web(service_env, tmp_path_factory):
+    """The live server (gunicorn as the Procfile runs it) with a 1 s long-poll cap instead of 25 s.
+
+    The spec's worker sends no `request_timeout`, so each empty poll waits the cap, and the harness
+    stops only after its current poll: a worker that left earlier would leave a request on the
+    server that still activates jobs (for nobody, until their 30 s timeout)."""
+    proc, base = support.start_web(dict(service_env, LONG_POLL_MAX_MS="1000"),
+                                   str(tmp_path_factory.mktemp("web") / "web.log"))
+    yield base
+    proc.stop()
+
+
 @contextmanager
 def spec_worker(base, api_key, log_path, fail_when_asked=False):
     """The harness as a subprocess; always killed on the way out, and its exit code checked on a clean stop."""
@@ -27,7 +40,11 @@ def spec_worker(base, api_key, log_path, fail_when_asked=False):
                FAIL_WHEN_ASKED="1" if fail_when_asked else "0")
     log = open(log_path, "wb")
     proc = subprocess.Popen([NODE, HARNESS], env=env, stdout=log, stderr=subprocess.STDOUT)
-    proc.output = lambda: open(log_path, encoding="utf-8", errors="replace").read()[-5000:]
+
+    def output():
+        with open(log_path, encoding="utf-8", errors="replace") as f:
+            return f.read()[-5000:]
+    proc.output = output
     try:
         yield proc
         proc.send_signal(signal.SIGTERM)
@@ -39,7 +56,7 @@ def spec_worker(base, api_key, log_path, fail_when_asked=False):
         log.close()
 
 
-def _wait_until_completed(api, keys, worker, seconds=60):
+def _wait_until_completed(api, keys, worker, seconds=20):
     deadline = time.monotonic() + seconds
     while True:
         instances = [api.instance(key) for key in keys]
@@ -72,17 +89,17 @@ def _assert_email_sent(instance, n, since):
 
 
 @pytest.fixture
-def api(live_server, key_headers):
+def api(web, key_headers):
     session = requests.Session()
-    yield Api(session, key_headers, live_server)
+    yield Api(session, key_headers, web)
     session.close()
 
 
-def test_the_specs_email_worker_completes_every_instance_it_is_given(live_server, api, make_key, tmp_path):
+def test_the_specs_email_worker_completes_every_instance_it_is_given(web, api, make_key, tmp_path):
     api.deploy(one_task("send-email", "email-service"))
     since = datetime.now(timezone.utc)
     keys = [api.start("send-email", _email(n))["process_instance_id"] for n in range(6)]
-    with spec_worker(live_server, make_key("job", name="email-worker"), tmp_path / "worker.log") as worker:
+    with spec_worker(web, make_key("job", name="email-worker"), tmp_path / "worker.log") as worker:
         # Half wait for the worker, half arrive while it long-polls.
         keys += [api.start("send-email", _email(n))["process_instance_id"] for n in range(6, 12)]
         instances = _wait_until_completed(api, keys, worker)
@@ -100,14 +117,14 @@ def test_the_specs_email_worker_completes_every_instance_it_is_given(live_server
 
 
 def test_jobs_whose_logic_throws_are_failed_through_the_specs_fail_job_and_retried(
-        live_server, api, make_key, tmp_path):
+        web, api, make_key, tmp_path):
     api.deploy(one_task("send-email", "email-service", retries=5))  # 5, so retries 2 is what failJob sent
     failing = {1: "SMTP relay refused user1@example.com", 4: "Mailbox user4@example.com is full",
                7: "SMTP relay refused user7@example.com"}
     since = datetime.now(timezone.utc)
     keys = [api.start("send-email", _email(n, **({"failWith": failing[n]} if n in failing else {})))[
         "process_instance_id"] for n in range(12)]
-    with spec_worker(live_server, make_key("job", name="email-worker"), tmp_path / "worker.log",
+    with spec_worker(web, make_key("job", name="email-worker"), tmp_path / "worker.log",
                      fail_when_asked=True) as worker:
         # Each failed job waits out the default 2 s backoff before the worker gets it again.
         instances = _wait_until_completed(api, keys, worker)
@@ -117,7 +134,6 @@ def test_jobs_whose_logic_throws_are_failed_through_the_specs_fail_job_and_retri
         _assert_email_sent(instance, n, since)
         job = _job_of(api, instance)
         history = job["execution_history"]
-        print(n, [(h["action"], h["timestamp"], h.get("backoff_ms")) for h in history])
         if n not in failing:
             assert [h["action"] for h in history] == ["JOB_CREATED", "JOB_ACTIVATED", "JOB_COMPLETED"]
             assert "failure_information" not in job
