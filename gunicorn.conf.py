@@ -12,3 +12,9 @@ graceful_timeout = 30
 keepalive = 75        # behind a load balancer, keep connections longer than its idle timeout
 accesslog = None      # the app writes one JSON line per request itself
 errorlog = "-"
+
+
+def post_worker_init(worker):
+    # Requests hand their Redis messages to a background sender (app/notify/publisher.py).
+    from app.notify.publisher import publisher
+    publisher.run_in_background()

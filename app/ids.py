@@ -8,7 +8,13 @@ _ALPHABET = string.ascii_letters + string.digits
 
 
 def random_token(length: int) -> str:
-    return "".join(secrets.choice(_ALPHABET) for _ in range(length))
+    # One draw from the OS for the whole token, not one per character (each is a system call).
+    number = secrets.randbelow(len(_ALPHABET) ** length)
+    chars = []
+    for _ in range(length):
+        number, digit = divmod(number, len(_ALPHABET))
+        chars.append(_ALPHABET[digit])
+    return "".join(chars)
 
 
 def node_id() -> str:

@@ -52,6 +52,11 @@ class ApiParser(FlaskParser):
 class Blueprint(SmorestBlueprint):
     ARGUMENTS_PARSER = ApiParser()
 
+    def arguments(self, schema, *args, **kwargs):
+        # webargs builds a new schema from a class on every request (a tenth of a completion's
+        # parsing); our argument schemas hold no state, so one instance per route serves them all.
+        return super().arguments(schema() if isinstance(schema, type) else schema, *args, **kwargs)
+
 
 def ok(data, status: int = 200):
     """The v1 success envelope."""

@@ -5,17 +5,16 @@ transaction commits, the event is published on Redis for live delivery. Redis ca
 the `events` table is the truth that reconnecting clients and webhook delivery recover from.
 """
 import json
-import logging
 
 from sqlalchemy import BigInteger, Integer, String, event as sa_event
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from app import clock
 from app.extensions import db, get_redis, scoped_channel
+from app.notify.publisher import publisher
 from app.types import JSONType, UTCDateTime
 
 CHANNEL = "conveyor:events"
-log = logging.getLogger("conveyor.events")
 
 # Callables run inside record(), in the event's transaction (the webhook outbox registers here).
 record_hooks: list = []
@@ -69,16 +68,8 @@ def _capture(session, flush_context):
 @sa_event.listens_for(Session, "after_commit")
 def _publish(session):
     messages = session.info.pop("conveyor_publish", None)
-    if not messages:
-        return
-    try:
-        client = get_redis()
-        pipe = client.pipeline(transaction=False)
-        for channel, message in messages:
-            pipe.publish(scoped_channel(client, channel), message)
-        pipe.execute()
-    except Exception:  # the database holds the truth; readers recover missed events from it
-        log.exception("publishing %d message(s) failed", len(messages))
+    if messages:
+        publisher.send(get_redis(), messages)
 
 
 @sa_event.listens_for(Session, "after_rollback")

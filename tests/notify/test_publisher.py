@@ -1,0 +1,61 @@
+"""Redis messages of committed transactions: at once by default, through one background sender in web workers."""
+import threading
+import time
+
+import redis
+
+from app.extensions import scoped_channel
+from app.notify.publisher import Publisher
+
+
+def _listen(url, channel):
+    client = redis.Redis.from_url(url)
+    pubsub = client.pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(scoped_channel(client, channel))  # as the publisher names it
+    return client, pubsub
+
+
+def _received(pubsub, count, seconds=5):
+    got, deadline = [], time.monotonic() + seconds
+    while len(got) < count and time.monotonic() < deadline:
+        message = pubsub.get_message(timeout=0.1)
+        if message:
+            got.append(message["data"].decode())
+    return got
+
+
+def test_by_default_messages_are_out_before_send_returns(redis_url):
+    client, pubsub = _listen(redis_url, "conveyor:test-publisher-sync")
+    Publisher().send(client, [("conveyor:test-publisher-sync", "one"), ("conveyor:test-publisher-sync", "two")])
+    # Already on the server: nothing of ours runs after send() returned.
+    assert _received(pubsub, 2, seconds=1) == ["one", "two"]
+
+
+def test_the_background_sender_keeps_each_writer_s_order_and_loses_nothing(redis_url):
+    channel = "conveyor:test-publisher-background"
+    client, pubsub = _listen(redis_url, channel)
+    publisher = Publisher()
+    publisher.background = True  # as run_in_background(), without an atexit hook in the test process
+
+    def writer(name):
+        for i in range(100):
+            publisher.send(client, [(channel, f"{name}:{i}")])
+
+    threads = [threading.Thread(target=writer, args=(f"w{n}",)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    got = _received(pubsub, 400)
+    assert len(got) == 400
+    for n in range(4):
+        assert [m for m in got if m.startswith(f"w{n}:")] == [f"w{n}:{i}" for i in range(100)]
+
+
+def test_drain_sends_what_is_still_queued(redis_url):
+    channel = "conveyor:test-publisher-drain"
+    client, pubsub = _listen(redis_url, channel)
+    publisher = Publisher()
+    publisher.queue.put((client, [(channel, "left behind")]))  # queued, no sender running
+    publisher.drain()
+    assert _received(pubsub, 1, seconds=1) == ["left behind"]
