@@ -7,6 +7,11 @@ activatable job, oldest waiter first — never the whole herd. A message with a 
 (a job in retry backoff) wakes one waiter when that time comes. A waiter also wakes at its own
 deadline and when the earliest backed-off or timed-out job of its type becomes activatable, which
 it learns from its last query. Missed messages cost no job: the next poll finds it in the database.
+
+A waiter whose client has hung up (killed, timed out on its side) activates nothing: before every
+attempt that follows a wait it peeks at the client socket, and under gevent it also watches that
+socket, so a disconnect frees its place in LONG_POLL_MAX_WAITERS at once instead of at its deadline.
+A wake-up it may have taken passes to the next waiter of its type.
 """
 import json
 import logging
@@ -17,6 +22,7 @@ from collections import deque
 
 from flask import current_app
 
+from app.engine import client_gone
 from app.engine.tx import WAKE_CHANNEL
 from app.extensions import scoped_channel
 from app.errors import Unavailable
@@ -118,7 +124,8 @@ hub = Hub()
 
 def activate(*, tenant: str, job_type: str, worker: str, max_jobs: int, timeout_ms: int,
              fetch_variables=None, wait_ms: int) -> list[dict]:
-    """Activate now, or wait for jobs up to wait_ms; an empty list is a normal answer."""
+    """Activate now, or wait for jobs up to wait_ms; an empty list is a normal answer, and the only
+    one for a request whose client hung up while it waited."""
     from app.engine.activation import activate_now
     from app.engine.stats import record_poll
     from app.extensions import db
@@ -133,6 +140,7 @@ def activate(*, tenant: str, job_type: str, worker: str, max_jobs: int, timeout_
     # Registered before the first query, so a job committed in between still wakes us.
     waiter = hub.register(tenant, job_type, current_app.config["LONG_POLL_MAX_WAITERS"])
     give_up = time.monotonic() + wait_ms / 1000
+    client, stop_watching = client_gone.client_socket(), None
     try:
         while True:
             waiter.event.clear()
@@ -145,6 +153,16 @@ def activate(*, tenant: str, job_type: str, worker: str, max_jobs: int, timeout_
                 left = min(left, max(0.0, upcoming.timestamp() - time.time()) + 0.005)
             if not hub.connected:
                 left = min(left, 1.0)  # no notifications while Redis is away: look again soon
+            if stop_watching is None:  # the first wait: from now on a hang-up wakes us too
+                stop_watching = client_gone.watch(client, waiter.event.set)
             waiter.event.wait(left)
+            if client is not None and client_gone.is_gone(client):
+                log.info("worker %r left its wait for %r jobs: its connection is closed", worker, job_type)
+                hub.unregister(waiter)
+                if waiter.event.is_set():
+                    hub.notify(tenant, job_type)  # the wake-up may have been for a job: pass it on
+                return []  # the answer goes nowhere
     finally:
+        if stop_watching is not None:
+            stop_watching()
         hub.unregister(waiter)
