@@ -17,7 +17,7 @@ from datetime import timedelta
 from sqlalchemy import bindparam, func, insert, literal, select, text, union_all, update
 
 from app import clock
-from app.engine import tx
+from app.engine import driver, tx
 from app.engine.models import ACTIVATED, OPEN_PREDICATE, Instance, Job, JobHistory
 from app.extensions import db
 
@@ -63,15 +63,15 @@ def _activate_statement(limit: int):
     return select(updated).add_cte(history.returning(_H.c.id).cte("history"))
 
 
-_STATEMENTS: dict[int, object] = {}
+_STATEMENTS: dict[int, driver.Statement] = {}
 
 
 def _rows(conn, params: dict, limit: int) -> list:
     if tx.is_postgres():
         stmt = _STATEMENTS.get(limit)
         if stmt is None:
-            stmt = _STATEMENTS[limit] = _activate_statement(limit)
-        return sorted(conn.execute(stmt, params).all(), key=lambda r: r.due)
+            stmt = _STATEMENTS[limit] = driver.Statement(_activate_statement(limit))
+        return sorted(stmt.execute(conn, params).fetchall(), key=lambda r: r.due)
     picked = conn.execute(_pick(limit, lock=False), params).all()
     if not picked:
         return []

@@ -3,10 +3,13 @@
 PostgreSQL runs every data-modifying CTE of a statement, and checks foreign keys at its end, so
 an instance, its element instances, jobs and history rows (or a completed instance's update and
 its new rows) cost one round trip. Statements are built once per shape (tables, row counts,
-columns) with named bind parameters, so SQLAlchemy compiles each shape once; a multi-row VALUES
-would not be cached by SQLAlchemy, `INSERT … SELECT … UNION ALL SELECT …` is.
+columns) with named bind parameters, compiled once per shape and run on the driver's cursor
+(driver.py); `INSERT … SELECT … UNION ALL SELECT …` rather than a multi-row VALUES keeps one
+statement per shape.
 """
 from sqlalchemy import bindparam, insert, select, union_all
+
+from app.engine import driver
 
 _STATEMENTS: dict[tuple, object] = {}
 MAX_SHAPES = 200
@@ -32,6 +35,7 @@ def write(conn, batches: list[tuple], main=None, main_name: str = "", params: di
         stmt = main if main is not None else parts.pop(0)
         for i, part in enumerate(parts):
             stmt = stmt.add_cte(part.cte(f"new_{i}"))
+        stmt = driver.Statement(stmt)
         if len(_STATEMENTS) >= MAX_SHAPES:  # processes of many shapes: keep memory bounded
             _STATEMENTS.clear()
         _STATEMENTS[shape] = stmt
@@ -40,4 +44,4 @@ def write(conn, batches: list[tuple], main=None, main_name: str = "", params: di
         for i, row in enumerate(rows):
             for column, value in row.items():
                 values[f"r{t}_{i}_{column}"] = value
-    conn.execute(stmt, values)
+    stmt.execute(conn, values)

@@ -16,7 +16,7 @@ for a one-task instance. On SQLite: `Movement.flush()` (an executemany per table
 from sqlalchemy import bindparam, select, update
 
 from app import clock
-from app.engine import batch, deploy, tx
+from app.engine import batch, deploy, driver, tx
 from app.engine.errors import JobNotFound
 from app.engine.jobs import refusal, check_variables, merge_variables
 from app.engine.models import ACTIVATED, COMPLETED, ElementInstance, Instance, Job
@@ -56,13 +56,13 @@ def _claim_and_lock(with_worker: bool):
 
 
 _CLAIM = {w: _claim(w) for w in (False, True)}
-_CLAIM_AND_LOCK = {w: _claim_and_lock(w) for w in (False, True)}
+_CLAIM_AND_LOCK = {w: driver.Statement(_claim_and_lock(w)) for w in (False, True)}
 _INSTANCE = select(*_INSTANCE_COLUMNS).where(_I.c.key == bindparam("ik"))
 
 
 def _claimed_row(conn, params: dict, with_worker: bool):
     if tx.is_postgres():
-        return conn.execute(_CLAIM_AND_LOCK[with_worker], params).first()
+        return _CLAIM_AND_LOCK[with_worker].execute(conn, params).fetchone()
     job = conn.execute(_CLAIM[with_worker], params).first()
     if job is None:
         return None
