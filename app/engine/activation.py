@@ -2,7 +2,8 @@
 
 PostgreSQL: one statement per batch — `UPDATE engine_jobs … FROM (SELECT … FOR UPDATE SKIP
 LOCKED LIMIT n) … RETURNING …` with the instance variables read and the batch's history rows
-inserted in the same statement (CTEs) — so concurrent workers take disjoint jobs; then COMMIT.
+inserted in the same statement (CTEs) — so concurrent workers take disjoint jobs. Being one
+statement, it runs as its own transaction (autocommit: no BEGIN and COMMIT round trips).
 SQLite: the same SELECT and UPDATE inside a `BEGIN IMMEDIATE` transaction, which
 serialises writers.
 
@@ -71,7 +72,9 @@ def _rows(conn, params: dict, limit: int) -> list:
         stmt = _STATEMENTS.get(limit)
         if stmt is None:
             stmt = _STATEMENTS[limit] = driver.Statement(_activate_statement(limit))
-        return sorted(stmt.execute(conn, params).fetchall(), key=lambda r: r.due)
+        with driver.on_its_own(conn):
+            rows = stmt.execute(conn, params).fetchall()
+        return sorted(rows, key=lambda r: r.due)
     picked = conn.execute(_pick(limit, lock=False), params).all()
     if not picked:
         return []

@@ -8,6 +8,9 @@ inside the session's transaction. Parameters go through the column types' own bi
 (JSON is wrapped for psycopg, datetimes checked for a timezone); results need none on PostgreSQL
 (psycopg loads JSONB and returns aware datetimes). Rows are named tuples.
 """
+from contextlib import contextmanager
+
+from psycopg.pq import TransactionStatus
 from psycopg.rows import namedtuple_row
 
 
@@ -37,3 +40,19 @@ class Statement:
         cursor = conn.connection.driver_connection.cursor(row_factory=namedtuple_row)
         cursor.execute(self.sql, values)
         return cursor
+
+
+@contextmanager
+def on_its_own(conn):
+    """A single statement is atomic by itself: outside a transaction, run it in autocommit, which saves
+    the BEGIN and COMMIT round trips. Inside one (something was read first) it simply joins it."""
+    raw = conn.connection.driver_connection
+    if raw.info.transaction_status != TransactionStatus.IDLE:
+        yield
+        return
+    raw.autocommit = True
+    try:
+        yield
+    finally:
+        raw.autocommit = False
+
