@@ -39,6 +39,9 @@ def _begin_sqlite(conn):
 def register(app) -> None:
     from flask import g, request
 
+    if not app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        return  # only SQLite needs its write lock taken at BEGIN; elsewhere the hooks would be pure cost
+
     @app.before_request
     def lock_up_front_for_writes():
         if request.method in UNSAFE_METHODS:

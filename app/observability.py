@@ -50,7 +50,7 @@ def register_request_hooks(app):
     @app.after_request
     def finish_request(response):
         response.headers["X-Request-ID"] = g.get("request_id", "")
-        if request.path != "/healthz":
+        if request.path != "/healthz" and access_log.isEnabledFor(logging.INFO):
             access_log.info({
                 "request_id": g.get("request_id"), "method": request.method, "path": request.path,
                 "status": response.status_code,

@@ -68,6 +68,7 @@ class KeyCache:
 
     def _listen(self, redis_url: str) -> None:
         import redis
+        warned = False
         while True:
             try:
                 client = redis.Redis.from_url(redis_url, health_check_interval=30)
@@ -81,8 +82,10 @@ class KeyCache:
                     except (TypeError, ValueError):
                         log.warning("ignoring malformed revocation %r", message.get("data"))
             except Exception:  # Redis went away: check the database until we are back
+                if self.listening or not warned:  # once per outage, not every second of it
+                    log.warning("key revocation listener lost Redis; reconnecting", exc_info=True)
+                    warned = True
                 self.listening = False
-                log.warning("key revocation listener lost Redis; reconnecting", exc_info=True)
                 time.sleep(1)
 
 

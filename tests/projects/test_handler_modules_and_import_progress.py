@@ -125,8 +125,11 @@ def test_a_large_import_reports_progress_through_its_write_phase_and_leaves_no_s
     assert job["status"] == "Completed", f"{job['status']}: {job['error']}"
     assert job["result"]["recordsCreated"] == rows, job["result"]
     progress = [p["progress"] for p in _events(job_id, "job.progress")]
-    assert progress == sorted(progress) and len(set(progress)) >= 3, progress
-    assert any(90 < p < 100 for p in progress), progress  # every row staged before the merge
+    # Written at most every half second, so how many depends on the machine's speed: the first
+    # staged chunk reports at once, and 95 says every row is staged before the merge.
+    assert progress == sorted(progress), progress
+    assert any(0 < p < 95 for p in progress), progress
+    assert 95 in progress, progress
     assert any(0 < p < 100 for p in polled), polled
     assert _staged_rows(job_id) == 0
     # the same rows again, columns in another order: compared as JSON values, nothing changes
