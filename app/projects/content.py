@@ -58,12 +58,17 @@ def list_rules(*, project_id: str, user: User) -> list[Rule]:
     return db.session.scalars(select(Rule).where(Rule.project_id == project.id).order_by(Rule.id)).all()
 
 
-def get_rule(*, project_id: str, user: User, rule_id: int) -> Rule:
+def _child_or_404(model, child_id: int, *, project_id: str, user: User, what: str, code: str):
+    """A rule or scenario of a project the user may see; anything else is the same 404."""
     project = projects.get_or_404(project_id=project_id, user=user)
-    rule = db.session.get(Rule, int(rule_id))
-    if rule is None or rule.project_id != project.id:
-        raise NotFound("No such rule", code="RULE_NOT_FOUND")
-    return rule
+    child = db.session.get(model, int(child_id))
+    if child is None or child.project_id != project.id:
+        raise NotFound(f"No such {what}", code=code)
+    return child
+
+
+def get_rule(*, project_id: str, user: User, rule_id: int) -> Rule:
+    return _child_or_404(Rule, rule_id, project_id=project_id, user=user, what="rule", code="RULE_NOT_FOUND")
 
 
 def create_rule(*, project_id: str, user: User, data: dict) -> Rule:
@@ -111,11 +116,8 @@ def list_scenarios(*, project_id: str, user: User) -> list[Scenario]:
 
 
 def get_scenario(*, project_id: str, user: User, scenario_id: int) -> Scenario:
-    project = projects.get_or_404(project_id=project_id, user=user)
-    scenario = db.session.get(Scenario, int(scenario_id))
-    if scenario is None or scenario.project_id != project.id:
-        raise NotFound("No such scenario", code="SCENARIO_NOT_FOUND")
-    return scenario
+    return _child_or_404(Scenario, scenario_id, project_id=project_id, user=user, what="scenario",
+                         code="SCENARIO_NOT_FOUND")
 
 
 def create_scenario(*, project_id: str, user: User, data: dict) -> Scenario:
