@@ -3,8 +3,10 @@
 `python worker.py` works every queue the service uses; `python worker.py webhooks` only the named ones
 (the Procfile gives webhook delivery a process of its own).
 """
+import ctypes
 import logging
 import os
+import signal
 import sys
 
 from rq import Worker
@@ -14,6 +16,21 @@ from app import create_app
 from app.extensions import QUEUES, db, get_queue, get_redis
 
 log = logging.getLogger("conveyor.worker")
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _die_with_parent(parent: int):
+    """RQ puts its work horse in a process group of its own, so a worker killed with its group leaves
+    the horse running a job the reconciler has already ended. On Linux the kernel kills the horse
+    (and the scheduler process) when the worker dies."""
+    def arrange():
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        except (OSError, AttributeError):  # not Linux: the runner's attempt checks stop it instead
+            return
+        if os.getppid() != parent:  # the worker died before the request took effect
+            os._exit(1)
+    return arrange
 
 
 def main(names: list[str]) -> None:
@@ -26,6 +43,7 @@ def main(names: list[str]) -> None:
         engine = db.engine
         # A forked work horse must not reuse the parent's connections (SQLAlchemy's pooling docs).
         os.register_at_fork(after_in_child=lambda: engine.dispose(close=False))
+        os.register_at_fork(after_in_child=_die_with_parent(os.getpid()))
         connection = get_redis()
         queues = [get_queue(name, connection) for name in names]
         worker = Worker(queues, connection=connection, serializer=JSONSerializer,

@@ -75,7 +75,8 @@ def reconcile_once(connection, *, grace: float) -> dict:
         if verdict is None:
             continue
         status = "Cancelled" if cancel_requested or verdict == "stopped" else "Failed"
-        if jobs.mark(job_id=job_id, status=status, error=None if status == "Cancelled" else WORKER_DIED):
+        if jobs.mark(job_id=job_id, status=status, error=None if status == "Cancelled" else WORKER_DIED,
+                     attempt=rq_job_id):  # not a retry that began since we looked
             changed["failed" if status == "Failed" else "cancelled"].append(job_id)
     cutoff = clock.utcnow() - timedelta(seconds=max(grace * 3, 30))
     queued = db.session.execute(select(Job.id, Job.rq_job_id).where(

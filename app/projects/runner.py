@@ -40,6 +40,7 @@ class JobContext:
         self.project_id = job.project_id
         self.params = dict(job.params or {})
         self.attempt = job.attempts
+        self.rq_job_id = job.rq_job_id  # this attempt; a retry gives the row a new one
         self._last_percent = None
         self._last_write = 0.0
         self._last_check = 0.0
@@ -56,7 +57,7 @@ class JobContext:
             return
         self._last_percent, self._last_write = percent, now
         self._last_check = now
-        if jobs.set_progress(job_id=self.job_id, percent=percent):
+        if jobs.set_progress(job_id=self.job_id, percent=percent, attempt=self.rq_job_id):
             raise registry.Cancelled()
 
     def check_cancelled(self) -> None:
@@ -64,7 +65,7 @@ class JobContext:
         if self.finishing or now - self._last_check < CANCEL_CHECK_INTERVAL:
             return
         self._last_check = now
-        if jobs.cancel_requested(self.job_id):
+        if jobs.cancel_requested(self.job_id, attempt=self.rq_job_id):
             raise registry.Cancelled()
 
     def upload(self) -> ProjectFile | None:
@@ -96,19 +97,20 @@ def run_job(job_id: str):
             return _complete(ctx, outcome)
         except registry.Cancelled:
             db.session.rollback()
-            jobs.mark(job_id=job_id, status="Cancelled")
+            jobs.mark(job_id=job_id, status="Cancelled", attempt=ctx.rq_job_id)
             return None
         except registry.Transient as exc:
             db.session.rollback()
             intervals = handler.retry_intervals
             if ctx.attempt <= len(intervals):
-                jobs.schedule_retry(job_id=job_id, error=_message(exc), delay=intervals[ctx.attempt - 1])
+                jobs.schedule_retry(job_id=job_id, error=_message(exc), delay=intervals[ctx.attempt - 1],
+                                    attempt=ctx.rq_job_id)
                 return Retry(max=len(intervals), interval=list(intervals))
-            jobs.mark(job_id=job_id, status="Failed", error=_message(exc))
+            jobs.mark(job_id=job_id, status="Failed", error=_message(exc), attempt=ctx.rq_job_id)
             raise
         except Exception as exc:
             db.session.rollback()
-            jobs.mark(job_id=job_id, status="Failed", error=_message(exc))
+            jobs.mark(job_id=job_id, status="Failed", error=_message(exc), attempt=ctx.rq_job_id)
             raise
         finally:
             db.session.remove()
@@ -117,9 +119,9 @@ def run_job(job_id: str):
 def _complete(ctx: JobContext, outcome):
     ctx.finishing = True
     job = jobs.lock_for_runner(ctx.job_id)
-    if job is None or job.status != "Running" or job.cancel_requested:
+    if job is None or job.status != "Running" or job.cancel_requested or job.rq_job_id != ctx.rq_job_id:
         db.session.rollback()
-        jobs.mark(job_id=ctx.job_id, status="Cancelled")
+        jobs.mark(job_id=ctx.job_id, status="Cancelled", attempt=ctx.rq_job_id)
         return None
     result = outcome() if callable(outcome) else outcome
     jobs.finish_locked(job, "Completed", "job.completed", result=result if result is not None else {})
@@ -138,7 +140,7 @@ def on_stopped(job, connection, *args, **kwargs):
     """RQ's stopped callback (in the worker process, after the stop command killed the work horse)."""
     with _app_context():
         try:
-            jobs.mark(job_id=job.args[0], status="Cancelled")
+            jobs.mark(job_id=job.args[0], status="Cancelled", attempt=job.id)
         finally:
             db.session.remove()
 
