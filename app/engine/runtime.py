@@ -44,18 +44,11 @@ class InstanceState:
         return {name: getattr(self, name) for name in self.__slots__}
 
 
-class NeedsLock(Exception):
-    """An unlocked (optimistic) movement reached a step that reads or writes the database itself."""
-
-
 class Movement:
     def __init__(self, instance: Instance | InstanceState, defn: bpmn.ProcessDefinition, now=None,
-                 insert_instance: bool = False, unlocked: bool = False):
-        """insert_instance: the instance is new and written with the movement's first rows.
-        unlocked: the instance row is not locked (completion's optimistic path): a join or an incident,
-        which read or write rows of their own, raise NeedsLock instead."""
+                 insert_instance: bool = False):
+        """insert_instance: the instance is new and written with the movement's first rows."""
         self.instance = instance
-        self.unlocked = unlocked
         self._insert_instance = insert_instance
         self.instance_saved_as: dict | None = None  # the instance row as written by this movement
         self.defn = defn
@@ -110,8 +103,6 @@ class Movement:
             self.enter(flow.target, token)
 
     def _arrive_at_join(self, el: bpmn.Element, token_id: str) -> None:
-        if self.unlocked:
-            raise NeedsLock(el.id)
         self.flush()  # siblings that arrived in this movement are counted too
         conn = db.session.connection()
         at_join = {"ik": self.instance.key, "el": el.id}
@@ -208,8 +199,6 @@ class Movement:
 
     def incident(self, type_: str, element_id: str, element_instance_key: str | None, message: str,
                  job: Job | None = None, error_code: str | None = None) -> Incident:
-        if self.unlocked:
-            raise NeedsLock(element_id)
         self.flush()  # the incident row (ORM) names an element instance written here
         inc = incidents.open_incident(self.instance, type_, element_id, element_instance_key, message,
                                       job=job, error_code=error_code, now=self.now)

@@ -72,12 +72,7 @@ def _publish(session):
         publisher.send(get_redis(), messages)
 
 
-def forget_pending(session) -> None:
-    """Drop the events and messages the session's current transaction would have recorded and sent."""
-    session.info.pop("conveyor_pending_events", None)
-    session.info.pop("conveyor_publish", None)
-
-
 @sa_event.listens_for(Session, "after_rollback")
 def _discard(session):
-    forget_pending(session)
+    session.info.pop("conveyor_pending_events", None)
+    session.info.pop("conveyor_publish", None)
