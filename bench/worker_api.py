@@ -21,7 +21,6 @@ import subprocess
 import sys
 import threading
 import time
-from urllib.parse import urlsplit, urlunsplit
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [ROOT, os.path.join(ROOT, "bench")]
@@ -30,7 +29,7 @@ import psycopg  # noqa: E402
 import redis  # noqa: E402
 import requests  # noqa: E402
 
-from tests.support import free_port  # noqa: E402
+from stack import drop_database, setup_database, start_web  # noqa: E402
 
 HZ = os.sysconf("SC_CLK_TCK")
 
@@ -68,18 +67,6 @@ def run_wrk(args, env=None) -> tuple[str, float]:
 
 def wrk_rate(out: str) -> float:
     return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-
-
-def setup_database(admin_url, name):
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    parts = urlsplit(admin_url)
-    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, ""))
-
-
-def drop_database(admin_url, name):
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def prepare(db_url, redis_url, instances):
@@ -174,19 +161,7 @@ def main():
     web = None
     try:
         key = prepare(db_url, redis_url, opts.instances)
-        port = free_port()
-        env = dict(os.environ, DATABASE_URL=db_url, REDIS_URL=redis_url, PORT=str(port), HOST="127.0.0.1",
-                   WEB_CONCURRENCY="2", LOG_LEVEL="WARNING")
-        web = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "gunicorn"), "-c", "gunicorn.conf.py",
-                                "wsgi:app"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               start_new_session=True)
-        base = f"http://127.0.0.1:{port}"
-        for _ in range(150):
-            try:
-                if requests.get(base + "/healthz", timeout=1).ok:
-                    break
-            except requests.RequestException:
-                time.sleep(0.2)
+        web, base = start_web(db_url, redis_url)
         # warm both workers (definition caches, connection pools)
         for _ in range(20):
             requests.post(base + "/api/v1/jobs/activate", headers={"X-API-Key": key}, timeout=10,

@@ -73,8 +73,14 @@ class Job(db.Model):
         # Only open jobs are in it, in activation order: the activate query is one range scan.
         Index("ix_engine_jobs_activation", "tenant", "type", "available_at",
               postgresql_where=text(OPEN_PREDICATE), sqlite_where=text(OPEN_PREDICATE)),
-        Index("ix_engine_jobs_tenant_state", "tenant", "state"),
+        # By state, then end time: the stats of the last minutes read only the jobs that ended lately.
+        Index("ix_engine_jobs_tenant_state_ended", "tenant", "state", "ended_at"),
         Index("ix_engine_jobs_tenant_created", "tenant", "created_at", "key"),
+        # The list's filters by type and by worker, newest first: a rare type or a worker with few jobs
+        # would otherwise read the tenant's every job.
+        Index("ix_engine_jobs_tenant_type_created", "tenant", "type", "created_at", "key"),
+        Index("ix_engine_jobs_tenant_worker_created", "tenant", "worker", "created_at", "key",
+              postgresql_where=text("worker IS NOT NULL"), sqlite_where=text("worker IS NOT NULL")),
     )
     key: Mapped[str] = mapped_column(KEY, primary_key=True)
     tenant: Mapped[str] = mapped_column(String(100), nullable=False)

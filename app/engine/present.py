@@ -12,7 +12,7 @@ Derived figures, defined honestly:
 import base64
 from datetime import datetime
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import func, or_, select
 
 from app import clock
 from app.engine import bpmn, deploy
@@ -182,7 +182,8 @@ def list_jobs(*, tenant: str, type: str | None = None, status: str | None = None
         query = query.where(Job.instance_key == process_instance_id)
     if cursor:
         at, key = _decode(cursor)
-        query = query.where(or_(Job.created_at < at, and_(Job.created_at == at, Job.key < key)))
+        # `created_at <= at` bounds the index range; the OR alone would be a filter over every newer row.
+        query = query.where(Job.created_at <= at, or_(Job.created_at < at, Job.key < key))
     rows = list(db.session.scalars(query.order_by(Job.created_at.desc(), Job.key.desc()).limit(limit + 1)))
     more = len(rows) > limit
     rows = rows[:limit]

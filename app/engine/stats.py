@@ -88,10 +88,11 @@ def job_stats(*, tenant: str) -> dict:
         e["completions_per_minute"] = round(n / (WINDOW.total_seconds() / 60), 2)
         e["mean_activation_wait_ms"] = round(float(wait), 1) if wait is not None else None
         e["mean_processing_ms"] = round(float(work), 1) if work is not None else None
-    redis = get_redis()
     cutoff = clock.epoch_ms(now) - WORKER_TTL_S * 1000
-    for job_type in list(types):
-        polls = redis.hgetall(_workers_key(tenant, job_type))
+    pipe = get_redis().pipeline(transaction=False)  # one round trip for every type
+    for job_type in types:
+        pipe.hgetall(_workers_key(tenant, job_type))
+    for job_type, polls in zip(list(types), pipe.execute()):
         types[job_type]["workers"] = sorted(
             ({"worker": w.decode(), "last_poll_at": clock.iso(clock.utcnow().fromtimestamp(int(t) / 1000, now.tzinfo))}
              for w, t in polls.items() if int(t) >= cutoff), key=lambda w: w["worker"])

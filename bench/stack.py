@@ -1,0 +1,44 @@
+"""What the benches share: a fresh PostgreSQL database, and the web process started as the Procfile does."""
+import os
+import subprocess
+import sys
+import time
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import requests
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from tests.support import free_port  # noqa: E402
+
+
+def setup_database(admin_url, name):
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    parts = urlsplit(admin_url)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, ""))
+
+
+def drop_database(admin_url, name):
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def start_web(db_url, redis_url, **settings) -> tuple[subprocess.Popen, str]:
+    """`gunicorn -c gunicorn.conf.py wsgi:app` with two workers on a free port; returns it once /healthz answers."""
+    port = free_port()
+    env = dict(os.environ, DATABASE_URL=db_url, REDIS_URL=redis_url, PORT=str(port), HOST="127.0.0.1",
+               WEB_CONCURRENCY="2", LOG_LEVEL="WARNING", **settings)
+    web = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "gunicorn"), "-c", "gunicorn.conf.py",
+                            "wsgi:app"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                           start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(150):
+        try:
+            if requests.get(base + "/healthz", timeout=1).ok:
+                break
+        except requests.RequestException:
+            time.sleep(0.2)
+    return web, base
