@@ -43,7 +43,7 @@ def _wait_running(client, headers, job_id, progress_above=0, timeout=60):
     deadline = time.monotonic() + timeout
     while job["status"] == "Running" and job["progress"] <= progress_above and time.monotonic() < deadline:
         job = wait_for(client, headers, job_id, statuses=("Running", "Completed", "Failed", "Cancelled"))
-    assert job["status"] == "Running", job
+    assert job["status"] == "Running", f"{job['status']}: {job.get('error')}"
     return job
 
 
