@@ -17,7 +17,6 @@ database is created and dropped) and Redis (REDIS_URL or 127.0.0.1:6379, db 13).
 import argparse
 import base64
 import os
-import secrets
 import signal
 import statistics
 import sys
@@ -31,7 +30,7 @@ import psycopg  # noqa: E402
 import redis  # noqa: E402
 import requests  # noqa: E402
 
-from stack import drop_database, setup_database, start_web  # noqa: E402
+from stack import REDIS_URL, drop_database, new_database, start_web  # noqa: E402
 
 TENANT = "bench"
 # Three in five instances are orders, one in a thousand a refund (its two own types are rare).
@@ -374,10 +373,8 @@ def main():
     parser.add_argument("--plans", choices=["all", "slow"], default="all",
                         help=f"EXPLAIN every case, or only those with p50 above {SLOW_MS:.0f} ms")
     opts = parser.parse_args()
-    admin = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-    redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/13")
-    dbname = f"conveyor_bench_{secrets.token_hex(4)}"
-    db_url = setup_database(admin, dbname)
+    redis_url = REDIS_URL
+    dbname, db_url = new_database()
     web = None
     try:
         app, key = prepare(db_url, redis_url, opts.jobs)
@@ -417,7 +414,7 @@ def main():
         r = redis.Redis.from_url(redis_url)
         for name in r.scan_iter(f"conveyor:engine:workers:{TENANT}:*"):
             r.delete(name)
-        drop_database(admin, dbname)
+        drop_database(dbname)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """What the benches share: a fresh PostgreSQL database, and the web process started as the Procfile does."""
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -14,15 +15,21 @@ sys.path.insert(0, ROOT)
 from tests.support import free_port  # noqa: E402
 
 
-def setup_database(admin_url, name):
-    with psycopg.connect(admin_url, autocommit=True) as conn:
+ADMIN_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/13")
+
+
+def new_database() -> tuple[str, str]:
+    """A fresh database on BENCH_DATABASE_URL's server: (its name, its URL)."""
+    name = f"conveyor_bench_{secrets.token_hex(4)}"
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    parts = urlsplit(admin_url)
-    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, ""))
+    parts = urlsplit(ADMIN_URL)
+    return name, urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, ""))
 
 
-def drop_database(admin_url, name):
-    with psycopg.connect(admin_url, autocommit=True) as conn:
+def drop_database(name):
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 

@@ -14,7 +14,6 @@ database is created and dropped), Redis (REDIS_URL or 127.0.0.1:6379, db 13), an
 import argparse
 import os
 import re
-import secrets
 import shutil
 import statistics
 import subprocess
@@ -29,7 +28,7 @@ import psycopg  # noqa: E402
 import redis  # noqa: E402
 import requests  # noqa: E402
 
-from stack import drop_database, setup_database, start_web  # noqa: E402
+from stack import ADMIN_URL, REDIS_URL, drop_database, new_database, start_web  # noqa: E402
 
 HZ = os.sysconf("SC_CLK_TCK")
 
@@ -154,10 +153,8 @@ def main():
     opts = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is required (apt-get install wrk)")
-    admin = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-    redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/13")
-    dbname = f"conveyor_bench_{secrets.token_hex(4)}"
-    db_url = setup_database(admin, dbname)
+    redis_url = REDIS_URL
+    dbname, db_url = new_database()
     web = None
     try:
         key = prepare(db_url, redis_url, opts.instances)
@@ -172,13 +169,13 @@ def main():
         healthz = wrk_rate(out)
 
         server = [web.pid, *children(web.pid)]
-        backends = pg_backends(admin, dbname)
+        backends = pg_backends(ADMIN_URL, dbname)
         cpu_before = cpu_ms(server), cpu_ms(backends)
         wall = time.perf_counter()
         out, wrk_cpu = run_wrk([*wrk_common, "-s", os.path.join(ROOT, "bench", "activate_complete.lua"), base],
                                env={"BENCH_API_KEY": key, "BENCH_JOB_TYPE": "bench"})
         wall = time.perf_counter() - wall
-        backends_after = pg_backends(admin, dbname)
+        backends_after = pg_backends(ADMIN_URL, dbname)
         cpu_web = cpu_ms(server) - cpu_before[0]
         cpu_pg = cpu_ms(backends_after) - cpu_ms([p for p in backends_after if p not in backends]) * 0 \
             - cpu_before[1]
@@ -209,7 +206,7 @@ def main():
         if web is not None:
             os.killpg(web.pid, 15)
             web.wait(20)
-        drop_database(admin, dbname)
+        drop_database(dbname)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import os
 import threading
 import time
 
-from app.extensions import scoped_channel
+from app import redis_listener
 
 CHANNEL = "conveyor:auth:revoked"
 log = logging.getLogger("conveyor.auth.cache")
@@ -41,8 +41,8 @@ class KeyCache:
             with self.lock:
                 if self.pid != os.getpid():
                     self.pid, self.redis_url, self.listening, self.entries = os.getpid(), redis_url, False, {}
-                    threading.Thread(target=self._listen, args=(redis_url,), name="key-revocations",
-                                     daemon=True).start()
+                    redis_listener.start(redis_url, CHANNEL, self._revoked, on_subscribed=self._hearing,
+                                         on_lost=self._deaf, name="key-revocations")
         # One listener per process: an app on another Redis (only in tests) does not use the cache.
         return self.listening and redis_url == self.redis_url
 
@@ -66,27 +66,18 @@ class KeyCache:
             else:
                 self.entries = {s: e for s, e in self.entries.items() if e.identity.id != key_id}
 
-    def _listen(self, redis_url: str) -> None:
-        import redis
-        warned = False
-        while True:
-            try:
-                client = redis.Redis.from_url(redis_url, health_check_interval=30)
-                pubsub = client.pubsub(ignore_subscribe_messages=True)
-                pubsub.subscribe(scoped_channel(client, CHANNEL))
-                self.drop()  # revocations sent while we were not listening are lost: start afresh
-                self.listening = True
-                for message in pubsub.listen():
-                    try:
-                        self.drop(int(message["data"]))
-                    except (TypeError, ValueError):
-                        log.warning("ignoring malformed revocation %r", message.get("data"))
-            except Exception:  # Redis went away: check the database until we are back
-                if self.listening or not warned:  # once per outage, not every second of it
-                    log.warning("key revocation listener lost Redis; reconnecting", exc_info=True)
-                    warned = True
-                self.listening = False
-                time.sleep(1)
+    def _hearing(self) -> None:
+        self.drop()  # revocations sent while we were not listening are lost: start afresh
+        self.listening = True
+
+    def _deaf(self) -> None:
+        self.listening = False  # check the database until we are back
+
+    def _revoked(self, data) -> None:
+        try:
+            self.drop(int(data))
+        except (TypeError, ValueError):
+            log.warning("ignoring malformed revocation %r", data)
 
 
 cache = KeyCache()

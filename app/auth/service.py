@@ -197,7 +197,7 @@ def authenticate_key(raw: str) -> KeyIdentity:
         raise Unauthorized("Unknown API key", code="UNAUTHORIZED")
     ttl = current_app.config["API_KEY_CACHE_SECONDS"]
     cached = ttl > 0 and key_cache.cache.usable(current_app.config["REDIS_URL"])
-    scope = (current_app.config["SQLALCHEMY_DATABASE_URI"], _hash_key(raw))
+    scope = (current_app.config["SQLALCHEMY_DATABASE_URI"], _hash_key(raw)) if cached else None
     entry = key_cache.cache.get(scope) if cached else None
     if entry is None:
         generation = key_cache.cache.generation

@@ -10,8 +10,9 @@ thus move its tokens one after the other, and no lock cycle forms with cancel.
 
 The tokens move in memory from the cached parsed definition. On PostgreSQL the new rows
 (element instances, jobs, history) and the instance's new state are then written by one statement
-(INSERT CTEs on the instance UPDATE: batch.py), then one COMMIT: with the API key lookup, four round trips
-for a one-task instance. On SQLite: `Movement.flush()` (an executemany per table) and an UPDATE.
+(INSERT CTEs on the instance UPDATE: batch.py), then one COMMIT: four round trips (BEGIN, claim,
+write, COMMIT; the API key is usually remembered, app/auth/key_cache.py). On SQLite:
+`Movement.flush()` (an executemany per table) and an UPDATE.
 """
 from sqlalchemy import bindparam, select, update
 

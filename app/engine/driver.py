@@ -55,4 +55,3 @@ def on_its_own(conn):
         yield
     finally:
         raw.autocommit = False
-

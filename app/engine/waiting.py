@@ -22,9 +22,9 @@ from collections import deque
 
 from flask import current_app
 
+from app import redis_listener
 from app.engine import client_gone
 from app.engine.tx import WAKE_CHANNEL
-from app.extensions import scoped_channel
 from app.errors import Unavailable
 
 log = logging.getLogger("conveyor.engine.waiting")
@@ -54,7 +54,15 @@ class Hub:
                 return
             self.pid = os.getpid()
             self.waiters, self.count = {}, 0
-            threading.Thread(target=self._listen, args=(redis_url,), name="engine-wake", daemon=True).start()
+            redis_listener.start(redis_url, WAKE_CHANNEL, self._handle, on_subscribed=self._hearing,
+                                 on_lost=self._deaf, name="engine-wake")
+
+    # Waiters still wake at their own times while Redis is away (see `activate`).
+    def _hearing(self) -> None:
+        self.connected = True
+
+    def _deaf(self) -> None:
+        self.connected = False
 
     def register(self, tenant: str, job_type: str, limit: int) -> Waiter:
         with self.lock:
@@ -87,21 +95,6 @@ class Hub:
                     waiter.event.set()
                     woken += 1
         return woken
-
-    def _listen(self, redis_url: str) -> None:
-        import redis
-        while True:
-            try:
-                client = redis.Redis.from_url(redis_url, health_check_interval=30)
-                pubsub = client.pubsub(ignore_subscribe_messages=True)
-                pubsub.subscribe(scoped_channel(client, WAKE_CHANNEL))
-                self.connected = True
-                for message in pubsub.listen():
-                    self._handle(message.get("data"))
-            except Exception:  # Redis went away: keep trying; waiters still wake at their own times
-                self.connected = False
-                log.warning("wake listener lost Redis; reconnecting", exc_info=True)
-                time.sleep(1)
 
     def _handle(self, data) -> None:
         try:

@@ -41,13 +41,7 @@ class Publisher:
 
     def drain(self) -> None:
         """Send everything queued now, in this thread."""
-        batch = []
-        while True:
-            try:
-                batch.append(self.queue.get_nowait())
-            except queue.Empty:
-                break
-        self._send_batch(batch)
+        self._send_batch(self._queued([]))
 
     def _ensure_sender(self) -> None:
         if self.pid == os.getpid():
@@ -58,14 +52,15 @@ class Publisher:
                 threading.Thread(target=self._run, name="redis-publisher", daemon=True).start()
 
     def _run(self) -> None:
+        while True:  # wait for one, then take everything that queued while the last pipeline was on the wire
+            self._send_batch(self._queued([self.queue.get()]))
+
+    def _queued(self, batch: list) -> list:
         while True:
-            batch = [self.queue.get()]
-            while True:  # everything that queued while the last pipeline was on the wire
-                try:
-                    batch.append(self.queue.get_nowait())
-                except queue.Empty:
-                    break
-            self._send_batch(batch)
+            try:
+                batch.append(self.queue.get_nowait())
+            except queue.Empty:
+                return batch
 
     @staticmethod
     def _send_batch(batch) -> None:

@@ -271,7 +271,7 @@ def begin(*, job_id: str, rq_job_id: str | None, worker_name: str | None) -> Job
     return job
 
 
-def _another_attempt(job: Job, attempt: str | None) -> bool:
+def another_attempt(job: Job, attempt: str | None) -> bool:
     """The row has moved on to a later attempt (retried, re-queued) than the runner's `attempt` (its
     RQ job id): a work horse that outlived its worker must not touch it."""
     return attempt is not None and job.rq_job_id is not None and job.rq_job_id != attempt
@@ -281,7 +281,7 @@ def set_progress(*, job_id: str, percent: int, attempt: str | None = None) -> bo
     """Persist progress with its event; returns whether the runner must stop (cancel requested, or
     its attempt is over)."""
     job = lock_for_runner(job_id)
-    if job is None or job.status != "Running" or _another_attempt(job, attempt):
+    if job is None or job.status != "Running" or another_attempt(job, attempt):
         db.session.rollback()
         return True
     if job.cancel_requested:
@@ -298,14 +298,14 @@ def cancel_requested(job_id: str, attempt: str | None = None) -> bool:
     or has moved on to a later attempt."""
     row = db.session.execute(select(Job.cancel_requested, Job.status, Job.rq_job_id).where(Job.id == job_id)).first()
     db.session.rollback()
-    return row is None or bool(row.cancel_requested) or row.status != "Running" or _another_attempt(row, attempt)
+    return row is None or bool(row.cancel_requested) or row.status != "Running" or another_attempt(row, attempt)
 
 
 def mark(*, job_id: str, status: str, error: str | None = None, only_if_running: bool = True,
          attempt: str | None = None) -> Job | None:
     """End a job Failed or Cancelled (when it is still Queued/Running, and still on `attempt` if given)."""
     job = lock_for_runner(job_id)
-    if job is not None and _another_attempt(job, attempt):
+    if job is not None and another_attempt(job, attempt):
         db.session.rollback()  # a later attempt owns the row, and the rows it staged
         return None
     if job is None or job.status not in (("Running",) if only_if_running else ACTIVE):
@@ -322,7 +322,7 @@ def mark(*, job_id: str, status: str, error: str | None = None, only_if_running:
 
 def schedule_retry(*, job_id: str, error: str, delay: int, attempt: str | None = None) -> None:
     job = lock_for_runner(job_id)
-    if job is None or job.status != "Running" or _another_attempt(job, attempt):
+    if job is None or job.status != "Running" or another_attempt(job, attempt):
         db.session.rollback()
         return
     job.status, job.error, job.progress = "Queued", error, 0

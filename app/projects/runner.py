@@ -119,7 +119,7 @@ def run_job(job_id: str):
 def _complete(ctx: JobContext, outcome):
     ctx.finishing = True
     job = jobs.lock_for_runner(ctx.job_id)
-    if job is None or job.status != "Running" or job.cancel_requested or job.rq_job_id != ctx.rq_job_id:
+    if job is None or job.status != "Running" or job.cancel_requested or jobs.another_attempt(job, ctx.rq_job_id):
         db.session.rollback()
         jobs.mark(job_id=ctx.job_id, status="Cancelled", attempt=ctx.rq_job_id)
         return None
