@@ -35,10 +35,13 @@ _SAVE_INSTANCE = update(_I).where(_I.c.key == bindparam("ik")).values(
 
 
 def _claim(with_worker: bool):
-    conditions = [_J.c.key == bindparam("k"), _J.c.tenant == bindparam("t"), _J.c.state == ACTIVATED,
-                  _J.c.deadline >= bindparam("now", type_=_J.c.deadline.type)]
+    # Only the key may lead the planner to the row. `IS NOT DISTINCT FROM` tests tenant, state and worker
+    # as `=` would (none is null here), but no index can serve it: with `=`, statistics taken while no job
+    # was active made the planner walk the (tenant, state) index over every active job of the tenant.
+    conditions = [_J.c.key == bindparam("k"), _J.c.tenant.is_not_distinct_from(bindparam("t")),
+                  _J.c.state.is_not_distinct_from(ACTIVATED), _J.c.deadline >= bindparam("now", type_=_J.c.deadline.type)]
     if with_worker:
-        conditions.append(_J.c.worker == bindparam("w"))
+        conditions.append(_J.c.worker.is_not_distinct_from(bindparam("w")))
     return (update(_J).where(*conditions)
             .values(state=COMPLETED, ended_at=bindparam("now", type_=_J.c.ended_at.type), completed_by=_J.c.worker,
                     result_variables=bindparam("res", type_=_J.c.result_variables.type))

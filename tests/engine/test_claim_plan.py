@@ -1,0 +1,49 @@
+"""A completion finds its job by key, whatever PostgreSQL's statistics say about job states.
+
+Job states change faster than statistics are refreshed: a table analysed while no job was active
+says 'ACTIVATED' is rare, and a planner trusting that walked the (tenant, state) index over every
+active job of the tenant, and their dead versions, on each completion (found by the worker API
+bench: PostgreSQL CPU per completion doubled as jobs in flight grew).
+"""
+import psycopg
+import pytest
+from sqlalchemy import text
+
+from app import clock
+from app.engine import activation, completion, deploy, instances
+from app.extensions import db
+from tests.engine.helpers import one_task
+
+
+def _plan(app, with_worker: bool, key: str) -> str:
+    statement = completion._CLAIM_AND_LOCK[with_worker]
+    conn = db.session.connection()
+    statement._compile(conn.dialect)
+    params = statement.compiled.construct_params({"k": key, "t": "t", "now": clock.utcnow(), "res": {}, "w": "w"})
+    values = {n: statement.processors[n](v) if n in statement.processors else v for n, v in params.items()}
+    raw = psycopg.connect(app.config["SQLALCHEMY_DATABASE_URI"].replace("+psycopg", ""))
+    try:
+        with raw.cursor() as cur:
+            # The prepared statements psycopg makes of hot statements end up with a generic plan.
+            cur.execute("SET plan_cache_mode = force_generic_plan")
+            return "\n".join(r[0] for r in cur.execute("EXPLAIN " + statement.sql, values, prepare=True))
+    finally:
+        raw.close()
+
+
+@pytest.mark.parametrize("with_worker", [False, True])
+def test_the_claim_reads_the_job_by_its_key_when_statistics_say_no_job_is_active(app, with_worker):
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("a PostgreSQL planner question")
+    deploy.deploy(tenant="t", xml=one_task("p", "work"))
+    for _ in range(300):
+        instances.start(tenant="t", process_id="p")
+    db.session.execute(text("ANALYZE engine_jobs"))  # every job ACTIVATABLE now: 'ACTIVATED' looks rare
+    db.session.commit()
+    jobs, _ = activation.activate_now(tenant="t", job_type="work", worker="w", max_jobs=300, timeout_ms=60000)
+    assert len(jobs) == 300
+
+    plan = _plan(app, with_worker, jobs[0]["key"])
+    claim = plan.split("CTE closed")[0]
+    assert "engine_jobs_pkey" in claim, plan
+    assert "ix_engine_jobs_tenant" not in claim, plan
