@@ -5,6 +5,7 @@ from app import config as config_module
 from app.api.base import json_body_cap
 from app.errors import register_error_handlers
 from app import dbsetup  # noqa: F401  (SQLite pragmas and BEGIN handling)
+from app import green_wait
 from app import extensions as ext  # not `api`: importing app.api would rebind that name here
 from app.observability import configure_logging, register_request_hooks
 
@@ -13,6 +14,7 @@ def create_app(overrides: dict | None = None, env: dict | None = None) -> Flask:
     app = Flask(__name__, instance_relative_config=False)
     app.config.update(config_module.load(env, overrides))
     configure_logging(app.config["LOG_LEVEL"])
+    green_wait.install()  # gunicorn's gevent workers: psycopg waits on the hub
     register_request_hooks(app)
     dbsetup.register(app)
     register_extensions(app)
