@@ -54,7 +54,7 @@ def register(app) -> None:
             from app.extensions import db
             # A read after the service's commit (serialising the answer) begins IMMEDIATE too: end it now,
             # even where the session outlives the request (the test client shares one app context).
-            if db.session.get_bind().dialect.name == "sqlite":
+            if dialect() == "sqlite":
                 db.session.rollback()
             try:
                 _begin_mode.reset(token)
@@ -62,9 +62,21 @@ def register(app) -> None:
                 _begin_mode.set("")
 
 
+def dialect() -> str:
+    """The app's database dialect ("postgresql", "sqlite"), looked up once per app: the hot paths ask
+    several times a request, and asking the session resolves its bind each time."""
+    from flask import current_app
+
+    name = current_app.extensions.get("conveyor_dialect")
+    if name is None:
+        from app.extensions import db
+        name = current_app.extensions["conveyor_dialect"] = db.engine.dialect.name
+    return name
+
+
 def end_read(session) -> None:
     """On SQLite, end the transaction a lookup opened, so no lock outlives it into the request's other I/O."""
-    if session.get_bind().dialect.name == "sqlite" and session().in_transaction():
+    if dialect() == "sqlite" and session().in_transaction():
         session.commit()
 
 

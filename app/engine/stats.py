@@ -13,6 +13,7 @@ from datetime import timedelta
 from sqlalchemy import case, func, select
 
 from app import clock
+from app.engine import tx
 from app.engine.models import ACTIVATABLE, ACTIVATED, COMPLETED, STATUS, Incident, Job
 from app.extensions import db, get_redis
 
@@ -46,7 +47,7 @@ def record_poll(tenant: str, job_type: str, worker: str) -> None:
 
 
 def _span_ms(start, end):
-    if db.session.get_bind().dialect.name == "postgresql":
+    if tx.is_postgres():
         return func.extract("epoch", end - start) * 1000
     return (func.julianday(end) - func.julianday(start)) * 86400000
 

@@ -24,7 +24,7 @@ WAKE_CHANNEL = "conveyor:engine:wake"
 
 
 def is_postgres() -> bool:
-    return db.session.get_bind().dialect.name == "postgresql"
+    return dbsetup.dialect() == "postgresql"
 
 
 @contextmanager
