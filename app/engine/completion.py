@@ -20,7 +20,7 @@ from app import clock
 from app.engine import batch, deploy, driver, tx
 from app.engine.errors import JobNotFound
 from app.engine.jobs import refusal, check_variables, merge_variables
-from app.engine.models import ACTIVATED, COMPLETED, ElementInstance, Instance, Job
+from app.engine.models import ACTIVATED, COMPLETED, ElementInstance, Instance, Job, by_key
 from app.engine.runtime import InstanceState, Movement
 from app.extensions import db
 
@@ -35,11 +35,11 @@ _SAVE_INSTANCE = update(_I).where(_I.c.key == bindparam("ik")).values(
 
 
 def _claim(with_worker: bool):
-    # Only the key may lead the planner to the row. `IS NOT DISTINCT FROM` tests tenant, state and worker
-    # as `=` would (none is null here), but no index can serve it: with `=`, statistics taken while no job
-    # was active made the planner walk the (tenant, state) index over every active job of the tenant.
-    conditions = [_J.c.key == bindparam("k"), _J.c.tenant.is_not_distinct_from(bindparam("t")),
-                  _J.c.state.is_not_distinct_from(ACTIVATED), _J.c.deadline >= bindparam("now", type_=_J.c.deadline.type)]
+    # Only the key may lead the planner to the row (see `by_key`): state and worker are tested with
+    # `IS NOT DISTINCT FROM` too. With `=`, statistics taken while no job was active made the planner
+    # walk the (tenant, state) index over every active job of the tenant on each completion.
+    conditions = [*by_key(_J.c, bindparam("k"), bindparam("t")), _J.c.state.is_not_distinct_from(ACTIVATED),
+                  _J.c.deadline >= bindparam("now", type_=_J.c.deadline.type)]
     if with_worker:
         conditions.append(_J.c.worker.is_not_distinct_from(bindparam("w")))
     return (update(_J).where(*conditions)
@@ -94,7 +94,7 @@ def complete(*, tenant: str, key: str, worker: str | None = None, variables=None
             params["w"] = worker
         job = _claimed_row(conn, params, bool(worker))
         if job is None:
-            current = db.session.scalar(select(Job).where(Job.key == key, Job.tenant == tenant))
+            current = db.session.scalar(select(Job).where(*by_key(Job, key, tenant)))
             if current is None:
                 raise JobNotFound(key, completing=True)
             raise refusal(current, worker, now)

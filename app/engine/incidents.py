@@ -8,7 +8,7 @@ from sqlalchemy import select
 from app import clock
 from app.engine import bpmn, deploy, tx
 from app.engine.errors import IncidentNotFound, IncidentNotOpen
-from app.engine.models import ACTIVATABLE, ElementInstance, Incident, Instance, Job, JobHistory
+from app.engine.models import ACTIVATABLE, ElementInstance, Incident, Instance, Job, JobHistory, by_key
 from app.errors import Conflict
 from app.extensions import db
 from app.ids import new_key
@@ -41,7 +41,7 @@ def list_incidents(*, tenant: str, state: str | None = None, process_instance_id
 
 
 def get(*, tenant: str, key: str) -> Incident:
-    inc = db.session.scalar(select(Incident).where(Incident.key == key, Incident.tenant == tenant))
+    inc = db.session.scalar(select(Incident).where(*by_key(Incident, key, tenant)))
     if inc is None:
         raise IncidentNotFound(details={"incident_key": key})
     return inc

@@ -4,7 +4,8 @@ from sqlalchemy import select, update
 from app import clock
 from app.engine import batch, deploy, tx
 from app.engine.errors import InstanceNotActive, InstanceNotFound
-from app.engine.models import (CANCELLED, OPEN_STATES, ElementInstance, Incident, Instance, Job, JobHistory)
+from app.engine.models import (CANCELLED, OPEN_STATES, ElementInstance, Incident, Instance, Job, JobHistory,
+                               by_key)
 from app.engine.runtime import InstanceState, Movement
 from app.extensions import db
 from app.ids import new_key
@@ -43,7 +44,7 @@ def summary(inst: Instance) -> dict:
 
 
 def _get(tenant: str, key: str, lock: bool = False) -> Instance:
-    query = select(Instance).where(Instance.key == key, Instance.tenant == tenant)
+    query = select(Instance).where(*by_key(Instance, key, tenant))
     if lock:  # read the row again under the lock, not the copy loaded before
         query = query.with_for_update().execution_options(populate_existing=True)
     inst = db.session.scalar(query)

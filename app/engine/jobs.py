@@ -16,7 +16,7 @@ from app.engine import bpmn, deploy, tx
 from app.engine.errors import (InvalidVariables, JobNotCompletable, JobNotFailable, JobNotFound,
                                JobNotUpdatable)
 from app.engine.models import (ACTIVATABLE, ACTIVATED, ERROR_THROWN, FAILED, STATUS, Instance, Job,
-                               JobHistory)
+                               JobHistory, by_key)
 from app.engine.runtime import Movement
 from app.extensions import db
 
@@ -81,7 +81,7 @@ def refusal(job: Job, worker: str | None, now, error=JobNotCompletable):
 
 def _locked_job(tenant: str, key: str) -> tuple[Instance, Job]:
     """Lock the job, then its instance (the engine's lock order)."""
-    job = db.session.scalar(select(Job).where(Job.key == key, Job.tenant == tenant).with_for_update())
+    job = db.session.scalar(select(Job).where(*by_key(Job, key, tenant)).with_for_update())
     if job is None:
         raise JobNotFound(key, completing=True)
     inst = db.session.scalar(select(Instance).where(Instance.key == job.instance_key).with_for_update())
@@ -177,7 +177,7 @@ def throw_error(*, tenant: str, key: str, error_code: str, error_message: str | 
 
 def update_job(*, tenant: str, key: str, timeout: int | None = None, retries: int | None = None) -> None:
     with tx.write():
-        job = db.session.scalar(select(Job).where(Job.key == key, Job.tenant == tenant).with_for_update())
+        job = db.session.scalar(select(Job).where(*by_key(Job, key, tenant)).with_for_update())
         if job is None:
             raise JobNotFound(key)
         now = clock.utcnow()

@@ -24,6 +24,17 @@ STATUS = {ACTIVATABLE: "ACTIVATABLE", ACTIVATED: "ACTIVE", COMPLETED: "COMPLETED
 STATE_OF_STATUS = {v: k for k, v in STATUS.items()}
 
 
+def by_key(columns, key, tenant) -> tuple:
+    """Conditions for a tenant's row by its key (`columns`: a model or a table's `.c`).
+
+    The tenant is compared with `IS NOT DISTINCT FROM`, the same test as `=` for a non-null column,
+    but one no index can serve: the planner then always reaches the row by the key's unique index.
+    With `=`, statistics that had not yet seen a tenant (a new one) priced its (tenant, …) index as
+    if it held one row, and lookups walked every row of that tenant instead.
+    """
+    return columns.key == key, columns.tenant.is_not_distinct_from(tenant)
+
+
 class Process(db.Model):
     __tablename__ = "engine_processes"
     __table_args__ = (UniqueConstraint("tenant", "process_id", "version"),

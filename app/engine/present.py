@@ -17,7 +17,8 @@ from sqlalchemy import func, or_, select
 from app import clock
 from app.engine import bpmn, deploy
 from app.engine.errors import JobNotFound
-from app.engine.models import ACTIVATED, COMPLETED, STATE_OF_STATUS, STATUS, Incident, Instance, Job, JobHistory
+from app.engine.models import (ACTIVATED, COMPLETED, STATE_OF_STATUS, STATUS, Incident, Instance, Job, JobHistory,
+                               by_key)
 from app.errors import ValidationError
 from app.extensions import db
 
@@ -69,7 +70,7 @@ def _mean_processing_ms(tenant: str, job_type: str) -> float | None:
 
 
 def job_detail(*, tenant: str, key: str) -> dict:
-    job = db.session.scalar(select(Job).where(Job.key == key, Job.tenant == tenant))
+    job = db.session.scalar(select(Job).where(*by_key(Job, key, tenant)))
     if job is None:
         raise JobNotFound(key)
     now = clock.utcnow()

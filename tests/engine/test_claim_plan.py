@@ -1,16 +1,18 @@
-"""A completion finds its job by key, whatever PostgreSQL's statistics say about job states.
+"""Rows looked up by key are found by the key's index, whatever PostgreSQL's statistics say.
 
 Job states change faster than statistics are refreshed: a table analysed while no job was active
 says 'ACTIVATED' is rare, and a planner trusting that walked the (tenant, state) index over every
 active job of the tenant, and their dead versions, on each completion (found by the worker API
-bench: PostgreSQL CPU per completion doubled as jobs in flight grew).
+bench: PostgreSQL CPU per completion doubled as jobs in flight grew). Likewise a tenant the
+statistics have not seen yet made every lookup by key walk that tenant's rows.
 """
 import psycopg
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from app import clock
 from app.engine import activation, completion, deploy, instances
+from app.engine.models import Instance, Job, by_key
 from app.extensions import db
 from tests.engine.helpers import one_task
 
@@ -47,3 +49,24 @@ def test_the_claim_reads_the_job_by_its_key_when_statistics_say_no_job_is_active
     claim = plan.split("CTE closed")[0]
     assert "engine_jobs_pkey" in claim, plan
     assert "ix_engine_jobs_tenant" not in claim, plan
+
+
+def test_lookups_by_key_use_the_key_index_for_a_tenant_the_statistics_have_not_seen(app):
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("a PostgreSQL planner question")
+    deploy.deploy(tenant="old", xml=one_task("p", "work"))
+    for _ in range(300):
+        instances.start(tenant="old", process_id="p")
+    db.session.execute(text("ANALYZE engine_jobs; ANALYZE engine_instances"))
+    db.session.commit()
+    deploy.deploy(tenant="new", xml=one_task("p", "work"))
+    for _ in range(300):
+        instances.start(tenant="new", process_id="p")
+    job_key = db.session.scalar(select(Job.key).where(Job.tenant == "new").limit(1))
+    instance_key = db.session.scalar(select(Instance.key).where(Instance.tenant == "new").limit(1))
+
+    for model, key, index in ((Job, job_key, "engine_jobs_pkey"), (Instance, instance_key, "engine_instances_pkey")):
+        query = select(model).where(*by_key(model, key, "new")).with_for_update()
+        compiled = query.compile(db.engine, compile_kwargs={"literal_binds": True})
+        plan = "\n".join(r[0] for r in db.session.execute(text(f"EXPLAIN {compiled}")))
+        assert index in plan and "_tenant_" not in plan, plan
