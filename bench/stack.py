@@ -33,13 +33,15 @@ def drop_database(name):
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def start_web(db_url, redis_url, **settings) -> tuple[subprocess.Popen, str]:
-    """`gunicorn -c gunicorn.conf.py wsgi:app` with two workers on a free port; returns it once /healthz answers."""
+def start_web(db_url, redis_url, cwd=ROOT, **settings) -> tuple[subprocess.Popen, str]:
+    """`gunicorn -c gunicorn.conf.py wsgi:app` with two workers on a free port; returns it once /healthz answers.
+
+    `cwd`: the checkout to serve (another revision's worktree; this checkout's venv runs it)."""
     port = free_port()
     env = dict(os.environ, DATABASE_URL=db_url, REDIS_URL=redis_url, PORT=str(port), HOST="127.0.0.1",
                WEB_CONCURRENCY="2", LOG_LEVEL="WARNING", **settings)
     web = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "gunicorn"), "-c", "gunicorn.conf.py",
-                            "wsgi:app"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            "wsgi:app"], cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                            start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     for _ in range(150):
