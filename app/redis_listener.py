@@ -1,9 +1,9 @@
 """One Redis channel heard by a daemon thread (a greenlet under gevent) for the life of the process.
 
-The web process keeps two such listeners (long-poll wake-ups, API key revocations); both need the
-same loop: subscribe, hand each message on, and when Redis goes away say so, wait a second and
-subscribe again. `on_subscribed` and `on_lost` let the owner know whether it is hearing messages,
-since anything published while it was not is lost.
+The web process keeps three such listeners (long-poll wake-ups, API key revocations, the WebSocket
+hub's events); all need the same loop: subscribe, hand each message on, and when Redis goes away
+say so, wait a second and subscribe again. `on_subscribed` and `on_lost` let the owner know whether
+it is hearing messages, since anything published while it was not is lost.
 """
 import logging
 import threading

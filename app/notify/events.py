@@ -10,7 +10,7 @@ from sqlalchemy import BigInteger, Integer, String, event as sa_event
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from app import clock
-from app.extensions import db, get_redis, scoped_channel
+from app.extensions import db, get_redis
 from app.notify.publisher import publisher
 from app.types import JSONType, UTCDateTime
 
@@ -34,10 +34,6 @@ class Event(db.Model):
     def as_message(self) -> dict:
         return {"id": str(self.id), "type": self.type, "user_id": self.user_id, "tenant": self.tenant,
                 "subject": self.subject, "data": self.payload, "created_at": clock.iso(self.created_at)}
-
-
-def channel_name(client) -> str:
-    return scoped_channel(client, CHANNEL)
 
 
 def record(type_: str, payload: dict, *, user_id=None, tenant=None, subject=None) -> Event:

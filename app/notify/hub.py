@@ -8,12 +8,13 @@ where `threading` and `queue` are patched into greenlets.
 """
 import json
 import logging
+import os
 import queue
 import threading
-import time
 
+from app import redis_listener
 from app.notify import shapes
-from app.notify.events import channel_name
+from app.notify.events import CHANNEL
 
 log = logging.getLogger("conveyor.hub")
 QUEUE_MAX = 1000
@@ -73,18 +74,31 @@ class Hub:
     def __init__(self):
         self.rooms: dict[str, set[Connection]] = {}
         self.lock = threading.Lock()
-        self.thread = None
+        self.pid = None
         self.subscribed = threading.Event()
-        self.redis = None
 
-    def ensure_started(self, redis_client) -> None:
-        with self.lock:
-            if self.thread is not None and self.thread.is_alive():
-                return
-            self.redis = redis_client
-            self.thread = threading.Thread(target=self._listen, name="conveyor-hub", daemon=True)
-            self.thread.start()
+    def ensure_started(self, redis_url: str) -> None:
+        """Start this process's listener (once per process: a forked child starts its own)."""
+        if self.pid != os.getpid():
+            with self.lock:
+                if self.pid != os.getpid():
+                    self.pid = os.getpid()
+                    self.rooms, self.subscribed = {}, threading.Event()
+                    redis_listener.start(redis_url, CHANNEL, self._handle, on_subscribed=self._hearing,
+                                         on_lost=lambda: None, name="conveyor-hub")
         self.subscribed.wait(5)
+
+    def _hearing(self) -> None:
+        if self.subscribed.is_set():  # subscribed again: what was published meanwhile is only in the database
+            for conn in self.connections():
+                conn.offer(RESYNC)
+        self.subscribed.set()
+
+    def _handle(self, data) -> None:
+        try:
+            self.dispatch(json.loads(data))
+        except (ValueError, KeyError, TypeError):
+            log.warning("ignoring a malformed event message")
 
     def join(self, room: str, conn: Connection) -> None:
         with self.lock:
@@ -114,34 +128,6 @@ class Hub:
                 members = list(self.rooms.get(room, ()))
             for conn in members:
                 conn.offer((event_id, text))
-
-    def _listen(self) -> None:
-        first = True
-        while True:
-            pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
-            try:
-                pubsub.subscribe(channel_name(self.redis))
-                self.subscribed.set()
-                if not first:  # messages published while we were away are only in the database
-                    for conn in self.connections():
-                        conn.offer(RESYNC)
-                first = False
-                while True:
-                    msg = pubsub.get_message(timeout=5.0)
-                    if msg is None or msg.get("type") != "message":
-                        continue
-                    try:
-                        self.dispatch(json.loads(msg["data"]))
-                    except (ValueError, KeyError, TypeError):
-                        log.warning("ignoring a malformed event message")
-            except Exception:  # Redis went away: keep trying, and let sockets catch up from the database
-                log.exception("event listener lost Redis; reconnecting")
-                time.sleep(1.0)
-            finally:
-                try:
-                    pubsub.close()
-                except Exception:  # the connection is already broken
-                    log.debug("closing pubsub failed", exc_info=True)
 
 
 hub = Hub()

@@ -217,7 +217,7 @@ def websocket(ws):
     if not presence.claim(cap):
         _close(ws, 4429, "TOO_MANY_SOCKETS", f"At most {cap} open sockets per user")
         return
-    hub.ensure_started(redis_client)
+    hub.ensure_started(app.config["REDIS_URL"])
     conn = Connection(ws, user_id)
     hub.join(f"user:{user_id}", conn)
     try:

@@ -157,3 +157,20 @@ def test_malformed_frames_get_an_error_frame_not_a_crash(signed_in, sockets):
     assert ws.recv()["data"]["code"] == "UNKNOWN_EVENT"
     ws.send("ping", 7)
     assert ws.recv() == {"event": "pong", "data": 7}
+
+
+def test_events_published_while_the_server_lost_redis_reach_the_socket_after_it_resubscribes(
+        signed_in, sockets, redis_url):
+    import redis
+    user, token = signed_in("a@example.com")
+    ws = sockets()
+    ws.auth(token)
+    announce(user.id, "job.progress", progress=10)
+    ws.recv_until("job:progress")
+    # Cut every pub/sub connection (the web process's listener among them): it reconnects a second
+    # later, so this event is published to nobody and exists only in the database meanwhile.
+    redis.Redis.from_url(redis_url).client_kill_filter(_type="pubsub")
+    missed = announce(user.id, "job.completed", status="Completed", progress=100, result="r")
+    frame, _ = ws.recv_until("job:completed")
+    assert frame["id"] == str(missed)
+    assert ws.nothing_for(0.5) == [], "nothing is sent twice"
