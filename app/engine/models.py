@@ -18,6 +18,7 @@ FAILED, ERROR_THROWN, CANCELLED = "FAILED", "ERROR_THROWN", "CANCELLED"
 ACTIVATABLE_STATES = (ACTIVATABLE, ACTIVATED)
 OPEN_STATES = (ACTIVATABLE, ACTIVATED)
 OPEN_PREDICATE = "state IN ('ACTIVATABLE', 'ACTIVATED')"  # must match the activate query's text
+IN_FLIGHT_PREDICATE = "state = 'ACTIVATED'"  # must match the timeout sweeper's text
 # What the API shows (the spec's status names).
 STATUS = {ACTIVATABLE: "ACTIVATABLE", ACTIVATED: "ACTIVE", COMPLETED: "COMPLETED", FAILED: "FAILED",
           ERROR_THROWN: "ERROR_THROWN", CANCELLED: "CANCELLED"}
@@ -92,6 +93,10 @@ class Job(db.Model):
         Index("ix_engine_jobs_tenant_type_created", "tenant", "type", "created_at", "key"),
         Index("ix_engine_jobs_tenant_worker_created", "tenant", "worker", "created_at", "key",
               postgresql_where=text("worker IS NOT NULL"), sqlite_where=text("worker IS NOT NULL")),
+        # Jobs in flight by deadline (ACTIVATED keeps `available_at = deadline`): the timeout sweep reads
+        # only those past their deadline, however large the backlog of activatable jobs.
+        Index("ix_engine_jobs_in_flight_deadline", "available_at",
+              postgresql_where=text(IN_FLIGHT_PREDICATE), sqlite_where=text(IN_FLIGHT_PREDICATE)),
     )
     key: Mapped[str] = mapped_column(KEY, primary_key=True)
     tenant: Mapped[str] = mapped_column(String(100), nullable=False)

@@ -15,18 +15,20 @@ import logging
 import threading
 import time
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, select, text, update
 
 from app import clock
 from app.engine import tx
-from app.engine.models import ACTIVATABLE, ACTIVATED, Job, JobHistory
+from app.engine.models import ACTIVATABLE, ACTIVATED, IN_FLIGHT_PREDICATE, Job, JobHistory
 from app.extensions import db
 
 log = logging.getLogger("conveyor.engine.sweeper")
 BATCH = 500
 _J = Job.__table__
 _NOW = bindparam("now", type_=_J.c.available_at.type)
-_DUE = select(_J.c.key).where(_J.c.state == ACTIVATED, _J.c.available_at <= _NOW).order_by(
+# The state as literal text, so that PostgreSQL can match the partial index `ix_engine_jobs_in_flight_deadline`
+# (a bound parameter would not prove its predicate) and read only the jobs past their deadline.
+_DUE = select(_J.c.key).where(text(f"engine_jobs.{IN_FLIGHT_PREDICATE}"), _J.c.available_at <= _NOW).order_by(
     _J.c.available_at).limit(BATCH)
 _RETURN = (_J.c.key, _J.c.type, _J.c.tenant, _J.c.instance_key, _J.c.worker, _J.c.deadline, _J.c.attempts)
 

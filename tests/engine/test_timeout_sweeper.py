@@ -46,3 +46,42 @@ def test_the_worker_process_releases_a_timed_out_job_so_get_and_stats_show_it(cl
     assert api.complete(job["key"], worker="fast")[0] == 200
     actions = [h["action"] for h in api.job(job["key"])[1]["data"]["execution_history"]]
     assert actions == ["JOB_CREATED", "JOB_ACTIVATED", "JOB_TIMED_OUT", "JOB_ACTIVATED", "JOB_COMPLETED"]
+
+
+def test_the_sweep_reads_only_jobs_in_flight_however_large_the_backlog(app):
+    """The sweep runs every second in every RQ worker: it must not read the activatable backlog."""
+    from psycopg import sql as psycopg_sql
+    from sqlalchemy import text
+
+    from app import clock
+    from app.engine import activation, deploy, instances, sweeper
+
+    deploy.deploy(tenant="t", xml=one_task("p", "work"))
+    for _ in range(400):
+        instances.start(tenant="t", process_id="p")
+    jobs, _ = activation.activate_now(tenant="t", job_type="work", worker="w", max_jobs=3, timeout_ms=1)
+    time.sleep(0.01)
+    db.session.execute(text("ANALYZE engine_jobs" if db.engine.dialect.name == "postgresql" else "ANALYZE"))
+    db.session.commit()
+
+    assert sweeper.sweep_timeouts() == 3  # the three past their deadline, none of the 397 waiting
+    conn = db.session.connection()
+    compiled = sweeper._DUE.compile(conn)
+    params = compiled.construct_params({"now": clock.utcnow()})
+    if conn.dialect.name == "postgresql":
+        # As the sweep runs it once psycopg has prepared it: with a generic plan, blind to parameter values.
+        sql, names = compiled.string, list(params)
+        for i, name in enumerate(names, 1):
+            sql = sql.replace(f"%({name})s", f"${i}")
+        raw = conn.connection.driver_connection
+        raw.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+        raw.execute(f"PREPARE sweep_due AS {sql}")
+        values = psycopg_sql.SQL(", ").join(psycopg_sql.Literal(params[n]) for n in names)
+        rows = raw.execute(psycopg_sql.SQL("EXPLAIN EXECUTE sweep_due({})").format(values)).fetchall()
+        raw.execute("DEALLOCATE sweep_due")
+    else:
+        rows = conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled.string}",
+                                    tuple(params[name] for name in compiled.positiontup))
+    plan = " ".join(str(r[-1]) for r in rows)
+    assert "ix_engine_jobs_in_flight_deadline" in plan, plan
+    db.session.rollback()
