@@ -2,7 +2,7 @@
 from flask import Flask
 
 from app import config as config_module
-from app.api.base import json_body_cap
+from app.api.base import json_body_cap, refuse_nul_characters
 from app.errors import register_error_handlers
 from app import dbsetup  # noqa: F401  (SQLite pragmas and BEGIN handling)
 from app import green_wait
@@ -32,6 +32,7 @@ def register_extensions(app: Flask) -> None:
                          compare_type=True)
     ext.init_redis(app)
     app.before_request(json_body_cap)  # before anything reads a body (the login limit's key does)
+    app.before_request(refuse_nul_characters)
     app.config.setdefault("RATELIMIT_STORAGE_URI", ext.limits_storage_uri(app.config["REDIS_URL"]))
     app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
     app.config.setdefault("RATELIMIT_SWALLOW_ERRORS", True)

@@ -81,3 +81,10 @@ def test_too_many_sign_in_attempts_are_refused_in_the_page(app, client, make_use
     html = res.get_data(as_text=True)
     assert res.status_code == 429 and "Too many sign-in attempts" in html
     assert_valid_html(html)
+
+
+def test_a_nul_character_in_a_form_is_a_400_page_not_a_server_error(client, make_user):
+    user = make_user()
+    res = client.post("/dashboard/login", data={"email": user.email + "\x00", "password": user.password})
+    assert res.status_code == 400
+    assert_valid_html(res.get_data(as_text=True))

@@ -180,3 +180,25 @@ def test_sibling_branches_completed_at_once_each_move_the_instance_exactly_once(
         assert {k: v for k, v in done["variables"].items() if k != "n"} == {f"t{i}": True for i in range(4)}
         assert sorted(e["element_id"] for e in done["element_instances"]) == sorted(
             ["s", "fork"] + [f"t{i}" for i in range(4)] + [f"e{i}" for i in range(4)])
+
+
+def test_nul_characters_are_refused_with_400_and_the_job_stays_active(client, key_headers):
+    """PostgreSQL stores no U+0000 in text or JSONB: refused up front on both databases, not a 500."""
+    api = Api(client, key_headers)
+    api.deploy(one_task())
+    api.start("one")
+    job = api.activate("work")[0]
+    for variables in ({"name\u0000": 1}, {"name": "a\u0000b"}, {"list": [{"deep": "\u0000"}]}):
+        status, body = api.complete(job["key"], variables)
+        assert status == 400 and body["error"]["code"] == "VALIDATION_ERROR", body
+        assert "U+0000" in body["error"]["details"]["field_errors"]["_body"]
+    status, body = api.call("get", "/api/v1/jobs?type=wo%00rk")
+    assert status == 400 and "_query" in body["error"]["details"]["field_errors"], body
+    status, body = api.call("get", f"/api/v1/jobs/{job['key']}%00")
+    assert status == 400 and "_path" in body["error"]["details"]["field_errors"], body
+    assert api.job(job["key"])[1]["data"]["status"] == "ACTIVE"
+    # A backslash followed by "u0000" is ordinary text, kept as sent.
+    status, body = api.complete(job["key"], {"path": "C:\\u0000dir"})
+    assert status == 200, body
+    assert api.job(job["key"])[1]["data"]["execution_summary"] is not None
+    assert body["data"]["result_variables"] == {"path": "C:\\u0000dir"}
