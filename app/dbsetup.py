@@ -54,8 +54,7 @@ def register(app) -> None:
             from app.extensions import db
             # A read after the service's commit (serialising the answer) begins IMMEDIATE too: end it now,
             # even where the session outlives the request (the test client shares one app context).
-            if dialect() == "sqlite":
-                db.session.rollback()
+            db.session.rollback()
             try:
                 _begin_mode.reset(token)
             except ValueError:  # torn down in another context: no request-level mode may leak
