@@ -12,7 +12,11 @@ provides it (psycogreen is for psycopg2).
 import logging
 import sys
 
+from psycopg.waiting import Ready
+
 log = logging.getLogger("conveyor.db")
+_READY = {1: Ready.R, 2: Ready.W, 3: Ready.RW}  # psycopg's Ready for each of its Wait values
+_get_hub = None  # gevent's, bound by install(): only processes that run gevent import it
 
 
 def wait_on_hub(gen, fileno: int, interval: float | None = None):
@@ -23,11 +27,7 @@ def wait_on_hub(gen, fileno: int, interval: float | None = None):
     direction that was not ready simply asks again. `interval` is psycopg's periodic wake-up from a
     blocking wait (so that Ctrl-C gets through); a greenlet waiting on the hub blocks nothing else.
     """
-    from gevent import get_hub
-    from psycopg.waiting import Ready
-
-    hub = get_hub()
-    ready = {1: Ready.R, 2: Ready.W, 3: Ready.RW}
+    hub = _get_hub()
     try:
         wanted = next(gen)
         while True:
@@ -36,18 +36,21 @@ def wait_on_hub(gen, fileno: int, interval: float | None = None):
                 hub.wait(watcher)
             finally:
                 watcher.close()
-            wanted = gen.send(ready[wanted])
+            wanted = gen.send(_READY[wanted])
     except StopIteration as done:
         return done.value
 
 
 def install() -> bool:
     """Use `wait_on_hub` if gevent has patched `select` in this process; True if it did."""
+    global _get_hub
     monkey = sys.modules.get("gevent.monkey")
     if monkey is None or not monkey.is_module_patched("select"):
         return False
+    from gevent import get_hub
     from psycopg import waiting
 
+    _get_hub = get_hub
     if waiting.wait is not wait_on_hub:
         waiting.wait = wait_on_hub
         log.debug("psycopg waits on the gevent hub")
