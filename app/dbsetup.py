@@ -91,6 +91,24 @@ def reading():
 
 
 @contextmanager
+def write(session):
+    """One read-then-write transaction, committed at the end of the block and rolled back on any error.
+
+    On SQLite it ends the read the session may have open and takes the write lock at BEGIN (a deferred
+    transaction that reads, then writes after another process committed, fails at once). On PostgreSQL
+    it continues the open transaction: read committed makes that free, and it saves a BEGIN/COMMIT pair."""
+    if dialect() != "postgresql":
+        session.commit()
+    try:
+        with immediate():
+            yield session
+            session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+
+
+@contextmanager
 def immediate():
     """The next transaction begun inside this block takes SQLite's write lock at BEGIN (no-op elsewhere).
 

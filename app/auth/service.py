@@ -13,7 +13,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError
 
-from app import clock
+from app import clock, dbsetup
 from app.auth import key_cache, tokens
 from app.dbsetup import immediate
 from app.auth.models import PERMISSIONS, ApiKey, LoginSession, RefreshToken, User
@@ -39,11 +39,12 @@ def create_user(*, email: str, password: str, name: str = "", is_admin: bool = F
         errors["password"] = "Password must be at least 8 characters"
     if errors:
         raise ValidationError(errors)
-    if db.session.scalar(select(User.id).where(User.email == email)) is not None:
-        raise Conflict("A user with this e-mail already exists", {"email": email}, code="USER_EXISTS")
-    user = User(email=email, name=name or "", password_hash=_hasher.hash(password), is_admin=is_admin)
-    db.session.add(user)
-    db.session.commit()
+    password_hash = _hasher.hash(password)  # slow by design: before the write lock, not under it
+    with dbsetup.write(db.session):
+        if db.session.scalar(select(User.id).where(User.email == email)) is not None:
+            raise Conflict("A user with this e-mail already exists", {"email": email}, code="USER_EXISTS")
+        user = User(email=email, name=name or "", password_hash=password_hash, is_admin=is_admin)
+        db.session.add(user)
     return user
 
 
@@ -157,10 +158,10 @@ def create_key(*, name: str, permissions, tenant: str = "default", created_by: i
     perms = parse_permissions(permissions)
     prefix = secrets.token_hex(4)
     secret = secrets.token_urlsafe(24)
-    key = ApiKey(name=name, prefix=prefix, key_hash=_hash_key(secret), permissions=perms, tenant=tenant,
-                 created_by=created_by)
-    db.session.add(key)
-    db.session.commit()
+    with dbsetup.write(db.session):
+        key = ApiKey(name=name, prefix=prefix, key_hash=_hash_key(secret), permissions=perms, tenant=tenant,
+                     created_by=created_by)
+        db.session.add(key)
     return key, f"{KEY_PREFIX}{prefix}_{secret}"
 
 

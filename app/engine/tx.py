@@ -13,7 +13,6 @@ Two channels carry messages, both published only after the transaction commits:
   `{"tenant", "job_type", "count", "at_ms"}`; only long-polling web processes listen to it.
 """
 import json
-from contextlib import contextmanager
 
 from app import clock, dbsetup
 from app.extensions import db
@@ -27,19 +26,9 @@ def is_postgres() -> bool:
     return dbsetup.dialect() == "postgresql"
 
 
-@contextmanager
 def write():
-    if not is_postgres():
-        # SQLite: BEGIN IMMEDIATE must start the transaction, so end the read one auth left open.
-        # PostgreSQL: continuing it costs nothing (read committed) and saves a BEGIN/COMMIT pair.
-        db.session.commit()
-    try:
-        with dbsetup.immediate():
-            yield db.session
-            db.session.commit()
-    except BaseException:
-        db.session.rollback()
-        raise
+    """The engine's use cases each run in one of these (see dbsetup.write); rows are locked by the service."""
+    return dbsetup.write(db.session)
 
 
 def job_event(event: str, *, job_key: str, job_type: str, tenant: str, instance_key: str,

@@ -3,7 +3,8 @@
 RQ leaves the job of a worker killed with `kill -9` "started" for about 90 s and cleans it up only
 every ten minutes. Instead, every worker process runs a small thread that
 - every PROJECT_JOBS_RECONCILE_SECONDS (default 20) refreshes a liveness key of its own, with a
-  time-to-live of three periods, and
+  time-to-live of three periods (on a thread of its own, so a pass held up by a locked database
+  cannot let the key lapse and have a live worker's job called dead), and
 - when it wins a short Redis lock (one reconciler acts per period, whatever the number of workers),
   fails the Running jobs whose worker's liveness key has expired ("worker died"), settles those RQ
   already ended (a killed work horse, a stop), and re-enqueues Queued jobs that RQ lost.
@@ -11,7 +12,6 @@ So a dead worker's job is Failed within about four periods (80 s by default).
 """
 import logging
 import threading
-import time
 from datetime import timedelta
 
 import redis as redis_lib
@@ -36,32 +36,44 @@ def period_of(app) -> float:
     return max(float(app.config.get("PROJECT_JOBS_RECONCILE_SECONDS", 20)), 0.2)
 
 
-def worker_hook(app, worker) -> None:
-    """Registered in app.extensions["conveyor_worker_hooks"]; worker.py calls it before working."""
+def worker_hook(app, worker) -> threading.Event:
+    """Registered in app.extensions["conveyor_worker_hooks"]; worker.py calls it before working.
+    Setting the returned event stops both threads (the worker process never does: they die with it)."""
     period = period_of(app)
     connection = redis_lib.Redis.from_url(app.config["REDIS_URL"])
     mark_alive(connection, worker.name, period)  # before the first job can start
-    thread = threading.Thread(target=_loop, args=(app, connection, worker.name, period),
-                              name="conveyor-reconciler", daemon=True)
-    thread.start()
+    stop = threading.Event()
+    threading.Thread(target=_heartbeat, args=(connection, worker.name, period, stop),
+                     name="conveyor-liveness", daemon=True).start()
+    threading.Thread(target=_loop, args=(app, connection, worker.name, period, stop),
+                     name="conveyor-reconciler", daemon=True).start()
+    return stop
 
 
 def mark_alive(connection, worker_name: str, period: float) -> None:
     connection.set(ALIVE_KEY.format(worker_name), "1", px=int(max(3 * period, 2) * 1000))
 
 
-def _loop(app, connection, worker_name: str, period: float) -> None:
+def _heartbeat(connection, worker_name: str, period: float, stop: threading.Event) -> None:
+    while not stop.is_set():
+        try:
+            mark_alive(connection, worker_name, period)
+        except redis_lib.RedisError:  # Redis away: try again next period
+            log.exception("could not refresh the worker's liveness key")
+        stop.wait(period)
+
+
+def _loop(app, connection, worker_name: str, period: float, stop: threading.Event) -> None:
     with app.app_context():
-        while True:
+        while not stop.is_set():
             try:
-                mark_alive(connection, worker_name, period)
                 if connection.set(LOCK_KEY, worker_name, nx=True, px=int(period * 1000 * 0.9)):
                     reconcile_once(connection, grace=period)
             except Exception:  # a database or Redis outage: log it, try again next period
                 log.exception("project job reconciliation failed")
             finally:
                 db.session.remove()
-            time.sleep(period)
+            stop.wait(period)
 
 
 def reconcile_once(connection, *, grace: float) -> dict:
