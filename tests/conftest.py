@@ -172,7 +172,12 @@ def live_server(service_env, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def rq_worker(service_env, tmp_path_factory):
-    """A real forking RQ worker process on every queue, with the scheduler."""
-    proc = support.start_worker(service_env, str(tmp_path_factory.mktemp("worker") / "worker.log"))
+    """A real forking RQ worker process on every queue, with the scheduler.
+
+    Its project-job reconciler is kept out of the way: tests that start workers on a private Redis
+    database (tests/projects) share this database, and from this worker's Redis their running jobs
+    look lost (no RQ job, no liveness key), so its reconciler would fail them as "worker died"."""
+    env = {**service_env, "PROJECT_JOBS_RECONCILE_SECONDS": "3600"}
+    proc = support.start_worker(env, str(tmp_path_factory.mktemp("worker") / "worker.log"))
     yield proc
     proc.stop()

@@ -65,7 +65,9 @@ def _heartbeat(connection, worker_name: str, period: float, stop: threading.Even
 
 def _loop(app, connection, worker_name: str, period: float, stop: threading.Event) -> None:
     with app.app_context():
-        while not stop.is_set():
+        # First pass one period after start: a dead worker's key takes three periods to lapse anyway,
+        # and a worker that comes up judges nothing before its peers have refreshed their keys.
+        while not stop.wait(period):
             try:
                 if connection.set(LOCK_KEY, worker_name, nx=True, px=int(period * 1000 * 0.9)):
                     reconcile_once(connection, grace=period)
@@ -73,7 +75,6 @@ def _loop(app, connection, worker_name: str, period: float, stop: threading.Even
                 log.exception("project job reconciliation failed")
             finally:
                 db.session.remove()
-            stop.wait(period)
 
 
 def reconcile_once(connection, *, grace: float) -> dict:
