@@ -15,7 +15,6 @@ from sqlalchemy.exc import OperationalError
 
 from app import clock, dbsetup
 from app.auth import key_cache, tokens
-from app.dbsetup import immediate
 from app.auth.models import PERMISSIONS, ApiKey, LoginSession, RefreshToken, User
 from app.errors import Conflict, NotFound, Unauthorized, ValidationError
 from app.extensions import db
@@ -230,7 +229,7 @@ def _look_up_key(raw: str) -> tuple[KeyIdentity, object]:
 def _record_use(key_id: int, now) -> None:
     db.session.rollback()  # end the read: SQLite cannot turn a snapshot into a write once others wrote
     try:
-        with immediate():
+        with dbsetup.immediate():
             db.session.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=now))
             db.session.commit()
     except OperationalError:  # advisory: a busy database must not fail the request it describes

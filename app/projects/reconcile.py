@@ -55,12 +55,11 @@ def mark_alive(connection, worker_name: str, period: float) -> None:
 
 
 def _heartbeat(connection, worker_name: str, period: float, stop: threading.Event) -> None:
-    while not stop.is_set():
+    while not stop.wait(period):  # worker_hook marked it alive just now
         try:
             mark_alive(connection, worker_name, period)
         except redis_lib.RedisError:  # Redis away: try again next period
             log.exception("could not refresh the worker's liveness key")
-        stop.wait(period)
 
 
 def _loop(app, connection, worker_name: str, period: float, stop: threading.Event) -> None:
