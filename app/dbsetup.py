@@ -45,6 +45,10 @@ def register(app) -> None:
     @app.before_request
     def lock_up_front_for_writes():
         if request.method in UNSAFE_METHODS:
+            from app.extensions import db
+            # A read left open on the session (a test's, sharing the app context) would make this request
+            # continue a deferred transaction: end it so the request's own begins with the lock.
+            end_read(db.session)
             g.sqlite_begin_token = _begin_mode.set("IMMEDIATE")
 
     @app.teardown_request
