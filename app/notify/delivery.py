@@ -18,7 +18,7 @@ from flask import current_app, has_app_context
 from rq.job import Job, JobStatus
 from sqlalchemy import or_, select, update
 
-from app import clock
+from app import clock, dbsetup
 from app.extensions import db, get_queue, get_redis
 from app.notify import outbox, shapes, signing, urls
 from app.notify.events import Event
@@ -157,29 +157,29 @@ def _retry_delay(attempt_no: int, retry_after: str | None) -> float:
 
 def _record(delivery_id, attempt_no, status, error, duration, retry_after) -> str:
     now = clock.utcnow()
-    d = db.session.get(Delivery, delivery_id)
-    hook = db.session.get(Webhook, d.webhook_id)
-    db.session.add(Attempt(delivery_id=d.id, number=attempt_no, status_code=status, duration_ms=duration,
-                           error=error, created_at=now))
-    d.attempts, d.claimed_until, d.last_status_code, d.last_error = attempt_no, None, status, error
-    retries = len(current_app.config.get("WEBHOOK_RETRY_DELAYS_S", RETRY_DELAYS_S))
-    if error is None:
-        d.status, d.completed_at = "succeeded", now
-        hook.consecutive_failures = 0
-    elif status == 410:
-        d.status, d.completed_at = "failed", now
-        _disable(hook, "The receiver answered 410 Gone", now)
-    elif attempt_no <= retries:
-        d.next_attempt_at = now + timedelta(seconds=_retry_delay(attempt_no, retry_after))
-        outbox.requeue(d)
-    else:
-        d.status, d.completed_at = "failed", now
-        hook.consecutive_failures = (hook.consecutive_failures or 0) + 1
-        limit = current_app.config.get("WEBHOOK_DISABLE_AFTER", DISABLE_AFTER)
-        if hook.consecutive_failures >= limit:
-            _disable(hook, f"{hook.consecutive_failures} deliveries in a row failed after every retry; "
-                           f"last: {error}", now)
-    db.session.commit()
+    with dbsetup.write(db.session):  # reads the delivery, then writes: the lock at BEGIN on SQLite
+        d = db.session.get(Delivery, delivery_id)
+        hook = db.session.get(Webhook, d.webhook_id)
+        db.session.add(Attempt(delivery_id=d.id, number=attempt_no, status_code=status, duration_ms=duration,
+                               error=error, created_at=now))
+        d.attempts, d.claimed_until, d.last_status_code, d.last_error = attempt_no, None, status, error
+        retries = len(current_app.config.get("WEBHOOK_RETRY_DELAYS_S", RETRY_DELAYS_S))
+        if error is None:
+            d.status, d.completed_at = "succeeded", now
+            hook.consecutive_failures = 0
+        elif status == 410:
+            d.status, d.completed_at = "failed", now
+            _disable(hook, "The receiver answered 410 Gone", now)
+        elif attempt_no <= retries:
+            d.next_attempt_at = now + timedelta(seconds=_retry_delay(attempt_no, retry_after))
+            outbox.requeue(d)
+        else:
+            d.status, d.completed_at = "failed", now
+            hook.consecutive_failures = (hook.consecutive_failures or 0) + 1
+            limit = current_app.config.get("WEBHOOK_DISABLE_AFTER", DISABLE_AFTER)
+            if hook.consecutive_failures >= limit:
+                _disable(hook, f"{hook.consecutive_failures} deliveries in a row failed after every retry; "
+                               f"last: {error}", now)
     return d.status
 
 

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from flask import has_app_context
 from rq import Retry, get_current_job
 
+from app import dbsetup
 from app.extensions import db
 from app.projects import handlers  # noqa: F401  (the built-in handlers register themselves)
 from app.projects import jobs, registry
@@ -73,10 +74,10 @@ class JobContext:
 
     def store_file(self, name: str, content_type: str, data: bytes) -> None:
         """Keep an output file in the database (downloaded from GET /api/jobs/{id}/download)."""
-        db.session.query(ProjectFile).filter_by(job_id=self.job_id, purpose="output").delete()
-        db.session.add(ProjectFile(project_id=self.project_id, job_id=self.job_id, purpose="output", name=name,
-                                   content_type=content_type, size=len(data), content=data))
-        db.session.commit()
+        with dbsetup.write(db.session):  # the handler's reads may still be open: lock at BEGIN on SQLite
+            db.session.query(ProjectFile).filter_by(job_id=self.job_id, purpose="output").delete()
+            db.session.add(ProjectFile(project_id=self.project_id, job_id=self.job_id, purpose="output",
+                                       name=name, content_type=content_type, size=len(data), content=data))
 
 
 def run_job(job_id: str):
