@@ -29,6 +29,8 @@ def _interrupt(signum, frame):
 def main() -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     env = dict(os.environ, FLASK_APP="wsgi", PATH=BIN + os.pathsep + os.environ.get("PATH", ""))
+    # honcho gives each process PORT (from 5000 unless PORT is set; web is the first), overriding our default
+    env.setdefault("PORT", "27555")
     os.makedirs(os.path.join(ROOT, "instance"), exist_ok=True)
     redis_server = None
     if not env.get("REDIS_URL"):
@@ -37,7 +39,7 @@ def main() -> int:
     try:
         run([os.path.join(BIN, "flask"), "db", "upgrade", "heads"], env)
         run([os.path.join(BIN, "flask"), "bootstrap"], env)
-        print(f"devserver: web on http://localhost:{env.get('PORT', '27555')}  (Ctrl-C stops everything)",
+        print(f"devserver: web on http://localhost:{env['PORT']}  (Ctrl-C stops everything)",
               flush=True)
         honcho = subprocess.Popen([os.path.join(BIN, "honcho"), "-f", "Procfile", "start", "web", "worker", "webhooks"],
                                   env=env, cwd=ROOT)

@@ -2,6 +2,7 @@
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -17,11 +18,23 @@ def _children_of(pid):
     return [line for line in out.splitlines()[1:] if line.split()[2] == str(pid)]
 
 
+def _port_is_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("0.0.0.0", port))  # where gunicorn binds
+        except OSError:
+            return False
+        return True
+
+
 @pytest.mark.slow
 def test_make_run_launcher_serves_and_ctrl_c_stops_everything(tmp_path):
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
-    env.update(PORT=str(port), DATABASE_URL=f"sqlite:///{tmp_path}/conveyor.db", WEB_CONCURRENCY="1")
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL", "PORT")}
+    env.update(DATABASE_URL=f"sqlite:///{tmp_path}/conveyor.db", WEB_CONCURRENCY="1")
+    port = 27555  # the documented default, unless something here already has it
+    if not _port_is_free(port):
+        port = free_port()
+        env["PORT"] = str(port)
     log = open(tmp_path / "run.log", "w+")
     proc = subprocess.Popen([sys.executable, "devserver.py"], cwd=ROOT, env=env, stdout=log,
                             stderr=subprocess.STDOUT, start_new_session=True)
@@ -40,6 +53,7 @@ def test_make_run_launcher_serves_and_ctrl_c_stops_everything(tmp_path):
         log.seek(0)
         output = log.read()
         assert "bundled Redis" in output
+        assert f"web on http://localhost:{port} " in output  # the address it prints is the one it serves
         key = re.search(r"API key\s+(cvk_\S+)", output).group(1)
         res = requests.post(base + "/api/v1/jobs", data="{", headers={"X-API-Key": key})
         assert res.headers["Content-Type"].startswith("application/json")
