@@ -9,7 +9,8 @@ from app.extensions import rate_limit
 
 
 def _login_key():
-    email = (request.get_json(silent=True) or {}).get("email", "") if request.is_json else ""
+    body = request.get_json(force=True, silent=True)  # the body is read as JSON whatever its Content-Type
+    email = body.get("email", "") if isinstance(body, dict) else ""
     return f"{get_remote_address()}|{str(email).strip().lower()[:254]}"
 
 

@@ -34,8 +34,11 @@ class ApiParser(FlaskParser):
     DEFAULT_VALIDATION_STATUS = 400
 
     def _raw_load_json(self, req):
-        # Workers in any language forget Content-Type: a body is JSON unless it is a form upload.
-        if req.mimetype in ("multipart/form-data", "application/x-www-form-urlencoded") and req.form:
+        # Workers in any language forget Content-Type, and `curl -d` labels JSON as a urlencoded form:
+        # a body is JSON unless it is a multipart upload (whose fields are read as a form). Reading
+        # urlencoded bodies as forms dropped their JSON silently (a completion's variables, a failure's
+        # retries); now they parse as JSON or answer INVALID_JSON.
+        if req.mimetype == "multipart/form-data":
             return core.missing
         data = req.get_data(cache=True)
         if not data.strip():
