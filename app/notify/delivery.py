@@ -31,6 +31,7 @@ DISABLE_AFTER = 5                    # deliveries in a row that failed for good
 CLAIM_S = 45                         # longer than one attempt can take
 SWEEP_EVERY_S = 15
 DRAIN_S = 5.0                        # how long one task keeps sending other due deliveries
+EARLY_S = 1                          # how far ahead of its time a delivery may be sent
 _LIVE = (JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED)
 
 
@@ -118,13 +119,16 @@ def _send(delivery_id: int) -> str:
 
 def _claim(delivery_id: int):
     now = clock.utcnow()
+    # Due, too: a task left over from an earlier attempt (another task's drain sent that one) must not
+    # send the retry before its backoff. EARLY_S covers tasks enqueued at once for a time just ahead.
     claimed = db.session.execute(update(Delivery).where(
         Delivery.id == delivery_id, Delivery.status == "pending",
+        Delivery.next_attempt_at <= now + timedelta(seconds=EARLY_S),
         or_(Delivery.claimed_until.is_(None), Delivery.claimed_until < now))
         .values(claimed_until=now + timedelta(seconds=CLAIM_S))).rowcount
     if claimed != 1:
         db.session.commit()
-        return "not pending"
+        return "not pending or not due"
     d = db.session.get(Delivery, delivery_id)
     hook = db.session.get(Webhook, d.webhook_id)
     ev = db.session.get(Event, d.event_id)

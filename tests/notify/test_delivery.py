@@ -220,3 +220,33 @@ def test_a_target_that_turns_private_is_refused_at_connection_time(app, client, 
     assert receiver.calls == []
     (d,) = client.get(f"/webhooks/{hook['id']}/deliveries", headers=auth(token)).get_json()["deliveries"]
     assert "non-public" in d["lastError"]
+
+
+def test_a_task_left_from_an_earlier_attempt_does_not_send_the_retry_before_its_backoff(
+        app, client, signed_in, receiver):
+    from datetime import timedelta
+
+    from app import clock
+    from app.notify import delivery
+    from app.notify.models import Delivery
+    app.config.update(WEBHOOK_DRAIN_S=0)
+    user, token = signed_in("a@example.com")
+    event_id = announce(user.id, "job.completed", status="Completed")  # before the webhook: no delivery of its own
+    hook = make_webhook(client, token, receiver.answer("/hook"))
+    # Attempt 1 failed (sent by another task's drain) and the retry is due in 10 s; the task queued
+    # for attempt 1 runs now.
+    row = Delivery(webhook_id=hook["id"], event_id=event_id, job_id="job-1", event_type="completed",
+                   status="pending", attempts=1, next_attempt_at=clock.utcnow() + timedelta(seconds=10),
+                   created_at=clock.utcnow())
+    db.session.add(row)
+    db.session.commit()
+    delivery_id = row.id
+
+    assert delivery.deliver(delivery_id) == "not pending or not due"
+    time.sleep(0.3)
+    assert receiver.calls_to("/hook") == []
+
+    db.session.get(Delivery, delivery_id).next_attempt_at = clock.utcnow()
+    db.session.commit()
+    assert delivery.deliver(delivery_id) == "succeeded"
+    assert len(receiver.calls_to("/hook")) == 1
