@@ -99,7 +99,7 @@ def app(_session_app):
     with _session_app.app_context():
         _truncate(db)
         r = get_redis()
-        for key in r.scan_iter("LIMITER*"):
+        for key in r.scan_iter("LIMITS:LIMITER*"):  # the `limits` library's keys (its prefix, then ours)
             r.delete(key)
         saved = dict(_session_app.config)
         yield _session_app
