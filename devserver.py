@@ -28,6 +28,7 @@ def _interrupt(signum, frame):
 
 def main() -> int:
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)  # also when started in the background, where a shell ignores SIGINT
     env = dict(os.environ, FLASK_APP="wsgi", PATH=BIN + os.pathsep + os.environ.get("PATH", ""))
     # honcho gives each process PORT (from 5000 unless PORT is set; web is the first), overriding our default
     env.setdefault("PORT", "27555")

@@ -27,8 +27,13 @@ def _port_is_free(port: int) -> bool:
         return True
 
 
+def _ignore_sigint():
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # what a shell does to a command started with `&`
+
+
 @pytest.mark.slow
-def test_make_run_launcher_serves_and_ctrl_c_stops_everything(tmp_path):
+@pytest.mark.parametrize("started", ["in a terminal", "in the background"])
+def test_make_run_launcher_serves_and_ctrl_c_stops_everything(tmp_path, started):
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL", "PORT")}
     env.update(DATABASE_URL=f"sqlite:///{tmp_path}/conveyor.db", WEB_CONCURRENCY="1")
     port = 27555  # the documented default, unless something here already has it
@@ -37,7 +42,8 @@ def test_make_run_launcher_serves_and_ctrl_c_stops_everything(tmp_path):
         env["PORT"] = str(port)
     log = open(tmp_path / "run.log", "w+")
     proc = subprocess.Popen([sys.executable, "devserver.py"], cwd=ROOT, env=env, stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+                            stderr=subprocess.STDOUT, start_new_session=True,
+                            preexec_fn=_ignore_sigint if started == "in the background" else None)
     try:
         base = f"http://127.0.0.1:{port}"
         deadline = time.time() + 90
@@ -60,8 +66,15 @@ def test_make_run_launcher_serves_and_ctrl_c_stops_everything(tmp_path):
         assert requests.get(base + "/api/v1/jobs", headers={"X-API-Key": key}).json()["success"] is True
         assert "swagger-ui" in requests.get(base + "/docs").text
     finally:
-        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
-        proc.wait(timeout=40)
+        if started == "in a terminal":
+            os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C does: every process of the group hears it
+        else:
+            os.kill(proc.pid, signal.SIGINT)  # `kill -INT <pid>`: the launcher alone hears it
+        try:
+            proc.wait(timeout=40)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)  # leave nothing behind for the tests that follow
+            raise
     time.sleep(1)
     assert _children_of(proc.pid) == [], "processes left running after Ctrl-C"
     log.seek(0)
