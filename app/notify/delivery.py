@@ -63,13 +63,16 @@ def deliver(delivery_id: int) -> str:
             db.session.remove()
 
 
+def _free_and_pending(now) -> tuple:
+    """Pending, and not claimed by a sender (or its claim has lapsed): each caller adds when it is due."""
+    return Delivery.status == "pending", or_(Delivery.claimed_until.is_(None), Delivery.claimed_until < now)
+
+
 def _drain(until: float) -> None:
     while time.monotonic() < until:
         now = clock.utcnow()
-        due = db.session.scalars(select(Delivery.id).where(
-            Delivery.status == "pending", Delivery.next_attempt_at <= now,
-            or_(Delivery.claimed_until.is_(None), Delivery.claimed_until < now))
-            .order_by(Delivery.id).limit(20)).all()
+        due = db.session.scalars(select(Delivery.id).where(*_free_and_pending(now), Delivery.next_attempt_at <= now)
+                                 .order_by(Delivery.id).limit(20)).all()
         db.session.commit()
         if not due:
             return
@@ -122,9 +125,8 @@ def _claim(delivery_id: int):
     # Due, too: a task left over from an earlier attempt (another task's drain sent that one) must not
     # send the retry before its backoff. EARLY_S covers tasks enqueued at once for a time just ahead.
     claimed = db.session.execute(update(Delivery).where(
-        Delivery.id == delivery_id, Delivery.status == "pending",
-        Delivery.next_attempt_at <= now + timedelta(seconds=EARLY_S),
-        or_(Delivery.claimed_until.is_(None), Delivery.claimed_until < now))
+        Delivery.id == delivery_id, *_free_and_pending(now),
+        Delivery.next_attempt_at <= now + timedelta(seconds=EARLY_S))
         .values(claimed_until=now + timedelta(seconds=CLAIM_S))).rowcount
     if claimed != 1:
         db.session.commit()
@@ -196,8 +198,7 @@ def sweep(connection) -> int:
     """Enqueue again every pending delivery that is overdue and has no live RQ job."""
     now = clock.utcnow()
     rows = db.session.execute(select(Delivery.id, Delivery.attempts, Delivery.next_attempt_at).where(
-        Delivery.status == "pending", Delivery.next_attempt_at < now - timedelta(seconds=SWEEP_EVERY_S),
-        or_(Delivery.claimed_until.is_(None), Delivery.claimed_until < now)).limit(500)).all()
+        *_free_and_pending(now), Delivery.next_attempt_at < now - timedelta(seconds=SWEEP_EVERY_S)).limit(500)).all()
     db.session.commit()
     requeued = 0
     for delivery_id, attempts, _ in rows:
