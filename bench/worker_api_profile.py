@@ -27,6 +27,7 @@ def main():
     parser.add_argument("--instances", type=int, default=800)
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--sort", default="cumulative", help="pstats order: cumulative or tottime")
+    parser.add_argument("--route", choices=("complete", "activate"), default="complete", help="what --profile profiles")
     opts = parser.parse_args()
 
     from flask_migrate import upgrade
@@ -52,16 +53,20 @@ def main():
         spent = {"activate": [0.0, 0], "complete": [0.0, 0]}
         for _ in range(count):
             started = time.process_time()
+            if profiler and opts.route == "activate":
+                profiler.enable()
             jobs = client.post("/api/v1/jobs/activate", headers=headers, json=activate).get_json()["data"]["jobs"]
+            if profiler and opts.route == "activate":
+                profiler.disable()
             spent["activate"][0] += time.process_time() - started
             spent["activate"][1] += 1
             for job in jobs:
                 started = time.process_time()
-                if profiler:
+                if profiler and opts.route == "complete":
                     profiler.enable()
                 res = client.put(f"/api/v1/jobs/{job['key']}/complete", headers=headers,
                                  json={"variables": {"done": True}})
-                if profiler:
+                if profiler and opts.route == "complete":
                     profiler.disable()
                 assert res.status_code == 200, res.get_json()
                 spent["complete"][0] += time.process_time() - started
@@ -91,6 +96,8 @@ def main():
         stats.print_stats(60)
         if os.environ.get("CALLERS"):
             stats.print_callers(os.environ["CALLERS"])
+        if os.environ.get("CALLEES"):
+            stats.print_callees(os.environ["CALLEES"])
         print(out.getvalue())
 
 
