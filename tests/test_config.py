@@ -1,6 +1,7 @@
 """Configuration comes from the environment; production refuses unsafe defaults."""
 import os
 import re
+import socket
 import subprocess
 import sys
 
@@ -55,3 +56,19 @@ def test_the_service_process_refuses_to_start_on_default_secrets(tmp_path):
     res = subprocess.run([sys.executable, "-c", "import wsgi"], cwd=ROOT, env=env, capture_output=True, text=True)
     assert res.returncode != 0
     assert re.search(r"refusing to start in production: SECRET_KEY", res.stderr)
+
+
+def test_without_redis_url_the_bundled_redis_of_a_running_make_run_is_used(tmp_path, monkeypatch):
+    monkeypatch.setattr(config, "BUNDLED_REDIS_FILE", str(tmp_path / "bundled-redis.url"))
+    url = f"unix://{tmp_path}/redis.socket"
+    (tmp_path / "bundled-redis.url").write_text(url)  # what devserver.py writes while it runs
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind(str(tmp_path / "redis.socket"))
+        server.listen(1)
+        assert config.load(env={})["REDIS_URL"] == url
+        assert config.load(env={"REDIS_URL": "redis://cache:6379/1"})["REDIS_URL"] == "redis://cache:6379/1"
+    # make run was killed (SIGKILL): the file and the socket stay, but nothing listens on it
+    assert os.path.exists(tmp_path / "redis.socket")
+    assert config.load(env={})["REDIS_URL"] == "redis://127.0.0.1:6379/0"
+    os.remove(tmp_path / "redis.socket")
+    assert config.load(env={})["REDIS_URL"] == "redis://127.0.0.1:6379/0"

@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 
+import redis
 from argon2 import PasswordHasher
 from flask import current_app
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -17,8 +18,7 @@ from app import clock, dbsetup
 from app.auth import key_cache, tokens
 from app.auth.models import PERMISSIONS, ApiKey, LoginSession, RefreshToken, User
 from app.errors import Conflict, NotFound, Unauthorized, ValidationError
-from app.extensions import db
-from app.notify.events import publish_after_commit
+from app.extensions import db, get_redis, scoped_channel
 
 _hasher = PasswordHasher()
 _DUMMY_HASH = _hasher.hash("not-a-real-password")
@@ -168,16 +168,24 @@ def list_keys() -> list[ApiKey]:
     return list(db.session.scalars(select(ApiKey).order_by(ApiKey.id)))
 
 
-def revoke_key(key_id: int) -> ApiKey:
+def revoke_key(key_id: int) -> tuple[ApiKey, bool]:
+    """Revoke a key, and say whether every web process was told to forget it at once (False when
+    Redis is unreachable: a process holding it in its cache accepts it up to API_KEY_CACHE_SECONDS more)."""
     key = db.session.get(ApiKey, key_id)
     if key is None:
         raise NotFound("API key not found", {"key_id": key_id}, code="KEY_NOT_FOUND")
     if key.revoked_at is None:
         key.revoked_at = clock.utcnow()
-        publish_after_commit(key_cache.CHANNEL, str(key.id))  # every web process forgets it
         db.session.commit()
     key_cache.cache.drop(key.id)  # after the commit, so no lookup can cache the key as it was
-    return key
+    # Sent directly, not after commit through the publisher, so the caller learns whether it went;
+    # also on a repeated revoke, which is how to tell web processes once Redis is back.
+    try:
+        client = get_redis()
+        client.publish(scoped_channel(client, key_cache.CHANNEL), str(key.id))
+    except redis.RedisError:
+        return key, False
+    return key, True
 
 
 @dataclass(frozen=True)
