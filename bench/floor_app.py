@@ -34,6 +34,7 @@ RETURNING j.key, j.type, j.worker, j.variables, j.deadline"""
 COMPLETE = """
 UPDATE floor_jobs SET state = 'COMPLETED', result = %(result)s, ended_at = now()
 WHERE key = %(key)s AND state = 'ACTIVATED' RETURNING key, ended_at"""
+LOCK = "SELECT key FROM floor_jobs WHERE key = %(key)s FOR UPDATE"
 
 
 def fill(conn, job_type: str, count: int):
@@ -79,10 +80,23 @@ def create_app():
         return jsonify(data={"jobs": [{"key": k, "type": t, "worker": w, "variables": v,
                                        "deadline": d.isoformat()} for k, t, w, v, d in rows]})
 
+    def run_in_transaction(params):
+        # As Conveyor's completion talks to the database: BEGIN, lock, write, COMMIT (four round trips)
+        conn = connection()
+        try:
+            with conn.transaction():
+                conn.execute(LOCK, params)
+                return conn.execute(COMPLETE, params).fetchall()
+        finally:
+            pool.put(conn)
+
+    complete_job = run_in_transaction if os.environ.get("FLOOR_COMPLETE_IN_TRANSACTION") else (
+        lambda params: run(COMPLETE, params))
+
     @app.put("/api/v1/jobs/<key>/complete")
     def complete(key):
         body = request.get_json()
-        rows = run(COMPLETE, {"key": key, "result": Jsonb(body.get("variables") or {})})
+        rows = complete_job({"key": key, "result": Jsonb(body.get("variables") or {})})
         if not rows:
             abort(409)
         return jsonify(job_key=key, status="COMPLETED", completed_at=rows[0][1].isoformat())

@@ -10,6 +10,11 @@ floor, …) so the machine's drift falls on both:
 
 For each stack: jobs/s through activate + complete, its own /healthz req/s, their ratio, and the
 web and PostgreSQL CPU per job. The floor app is bench/floor_app.py.
+
+With --transaction a third stack joins each round, "floor-tx": the floor completing in a transaction
+of four round trips (BEGIN, SELECT … FOR UPDATE, UPDATE, COMMIT) as Conveyor's completion does,
+instead of one autocommit UPDATE. The difference is what three round trips per job cost here: the
+most that merging statements or transactions (group commit) could win back.
 """
 import argparse
 import os
@@ -33,10 +38,12 @@ from worker_api import children, cpu_ms, pg_backends, prepare, run_wrk, wrk_rate
 LUA = os.path.join(ROOT, "bench", "activate_complete.lua")
 
 
-def start_floor(plain_url, key):
+def start_floor(plain_url, key, in_transaction=False):
     port = free_port()
     env = dict(os.environ, FLOOR_DATABASE_URL=plain_url, FLOOR_API_KEY=key,
                PYTHONPATH=os.pathsep.join([ROOT, os.path.join(ROOT, "bench")]))
+    if in_transaction:
+        env["FLOOR_COMPLETE_IN_TRANSACTION"] = "1"
     web = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "gunicorn"), "-k", "gevent", "-w", "2",
                             "--worker-connections", "2000", "-b", f"127.0.0.1:{port}", "floor_app:create_app()"],
                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -87,6 +94,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--seconds", type=int, default=6)
     parser.add_argument("--jobs", type=int, default=6000, help="Conveyor instances per round (the floor gets 4x)")
+    parser.add_argument("--transaction", action="store_true", help="also run floor-tx (see above) each round")
     opts = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is required (apt-get install wrk)")
@@ -95,12 +103,16 @@ def main():
     try:
         key = prepare(db_url, REDIS_URL, opts.jobs * opts.rounds)
         with psycopg.connect(plain_url, autocommit=True) as conn:
-            floor_app.fill(conn, "bench", 4 * opts.jobs * opts.rounds)  # about 3x faster: never run dry
+            # about 3x faster than Conveyor: never run dry
+            floor_app.fill(conn, "bench", (8 if opts.transaction else 4) * opts.jobs * opts.rounds)
             conn.execute("ANALYZE")
         results = []
         for _ in range(opts.rounds):
             results.append(measure("floor", *start_floor(plain_url, key), key, plain_url, dbname, "floor_jobs",
                                    opts.seconds))
+            if opts.transaction:
+                results.append(measure("floor-tx", *start_floor(plain_url, key, in_transaction=True), key,
+                                       plain_url, dbname, "floor_jobs", opts.seconds))
             results.append(measure("conveyor", *start_web(db_url, REDIS_URL), key, plain_url, dbname, "engine_jobs",
                                    opts.seconds))
         print(f"\n{'stack':10} {'jobs/s':>8} {'/healthz':>9} {'a/b':>6} {'web ms/job':>11} {'pg ms/job':>10}")
@@ -114,6 +126,13 @@ def main():
               f"Conveyor a/b {ours['ratio']:.3f} (target 0.15); "
               f"Conveyor jobs/s ÷ floor jobs/s {ours['jobs_s'] / floor['jobs_s']:.2f}; "
               f"Conveyor jobs/s ÷ floor /healthz {ours['jobs_s'] / floor['healthz']:.3f}")
+        if opts.transaction:
+            cpu = {s: statistics.median(r["web_ms"] + r["pg_ms"] for r in results if r["stack"] == s)
+                   for s in ("floor", "floor-tx")}
+            print(f"floor-tx jobs/s ÷ floor jobs/s "
+                  f"{statistics.median(r['jobs_s'] for r in results if r['stack'] == 'floor-tx') / floor['jobs_s']:.2f}; "
+                  f"one round trip costs {(cpu['floor-tx'] - cpu['floor']) / 3 * 1000:.0f} µs of server CPU "
+                  f"(web + PostgreSQL; medians, ms/job {cpu['floor']:.2f} → {cpu['floor-tx']:.2f})")
     finally:
         drop_database(dbname)
 
