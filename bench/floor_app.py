@@ -2,13 +2,16 @@
 
 No engine, no instances, history, events, schemas or API-key table: one jobs table, a header
 compared with a setting, one statement per request (autocommit) on a psycopg connection per
-greenlet. It answers in the worker API's shapes only as far as `bench/activate_complete.lua`
-reads them, so the same wrk script drives it. Served by gunicorn with the Procfile's worker class
+greenlet. With FLOOR_COMPLETE_IN_TRANSACTION set, a completion instead runs in a transaction of
+four round trips, as Conveyor's does (`worker_api_floor.py --transaction`). It answers in the
+worker API's shapes only as far as `bench/activate_complete.lua` reads them, so the same wrk script
+drives it. Served by gunicorn with the Procfile's worker class
 (`bench/worker_api_floor.py` starts it); never part of the service.
 """
 import os
 import queue
 import secrets
+from contextlib import contextmanager
 
 import psycopg
 from flask import Flask, abort, jsonify, request
@@ -50,18 +53,20 @@ def create_app():
     api_key = os.environ["FLOOR_API_KEY"]
     pool = queue.LifoQueue()
 
-    def connection():
+    @contextmanager
+    def borrowed():
         try:
-            return pool.get_nowait()
+            conn = pool.get_nowait()
         except queue.Empty:
-            return psycopg.connect(os.environ["FLOOR_DATABASE_URL"], autocommit=True)
-
-    def run(sql, params):
-        conn = connection()
+            conn = psycopg.connect(os.environ["FLOOR_DATABASE_URL"], autocommit=True)
         try:
-            return conn.execute(sql, params).fetchall()
+            yield conn
         finally:
             pool.put(conn)
+
+    def run(sql, params):
+        with borrowed() as conn:
+            return conn.execute(sql, params).fetchall()
 
     @app.before_request
     def authenticate():
@@ -82,13 +87,9 @@ def create_app():
 
     def run_in_transaction(params):
         # As Conveyor's completion talks to the database: BEGIN, lock, write, COMMIT (four round trips)
-        conn = connection()
-        try:
-            with conn.transaction():
-                conn.execute(LOCK, params)
-                return conn.execute(COMPLETE, params).fetchall()
-        finally:
-            pool.put(conn)
+        with borrowed() as conn, conn.transaction():
+            conn.execute(LOCK, params)
+            return conn.execute(COMPLETE, params).fetchall()
 
     complete_job = run_in_transaction if os.environ.get("FLOOR_COMPLETE_IN_TRANSACTION") else (
         lambda params: run(COMPLETE, params))

@@ -86,14 +86,15 @@ def measure(name, web, base, key, plain_url, dbname, table, seconds) -> dict:
         web.wait(20)
     rate = n / window if window else 0.0
     return {"stack": name, "jobs_s": rate, "healthz": healthz, "ratio": rate / healthz,
-            "web_ms": web_ms / max(n, 1), "pg_ms": pg_ms / max(n, 1)}
+            "web_ms": web_ms / max(n, 1), "pg_ms": pg_ms / max(n, 1), "cpu_ms": (web_ms + pg_ms) / max(n, 1)}
 
 
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--seconds", type=int, default=6)
-    parser.add_argument("--jobs", type=int, default=6000, help="Conveyor instances per round (the floor gets 4x)")
+    parser.add_argument("--jobs", type=int, default=6000,
+                        help="Conveyor instances per round (the floor gets 4x, 8x with --transaction)")
     parser.add_argument("--transaction", action="store_true", help="also run floor-tx (see above) each round")
     opts = parser.parse_args()
     if not shutil.which("wrk"):
@@ -120,19 +121,17 @@ def main():
             print(f"{r['stack']:10} {r['jobs_s']:8.0f} {r['healthz']:9.0f} {r['ratio']:6.3f} {r['web_ms']:11.2f} "
                   f"{r['pg_ms']:10.2f}")
         median = {s: {f: statistics.median(r[f] for r in results if r["stack"] == s)
-                      for f in ("jobs_s", "healthz", "ratio")} for s in ("floor", "conveyor")}
+                      for f in ("jobs_s", "healthz", "ratio", "cpu_ms")} for s in {r["stack"] for r in results}}
         floor, ours = median["floor"], median["conveyor"]
         print(f"\nmedians: floor a/b {floor['ratio']:.3f} (issue 3 quotes 0.28 for its floor); "
               f"Conveyor a/b {ours['ratio']:.3f} (target 0.15); "
               f"Conveyor jobs/s ÷ floor jobs/s {ours['jobs_s'] / floor['jobs_s']:.2f}; "
               f"Conveyor jobs/s ÷ floor /healthz {ours['jobs_s'] / floor['healthz']:.3f}")
         if opts.transaction:
-            cpu = {s: statistics.median(r["web_ms"] + r["pg_ms"] for r in results if r["stack"] == s)
-                   for s in ("floor", "floor-tx")}
-            print(f"floor-tx jobs/s ÷ floor jobs/s "
-                  f"{statistics.median(r['jobs_s'] for r in results if r['stack'] == 'floor-tx') / floor['jobs_s']:.2f}; "
-                  f"one round trip costs {(cpu['floor-tx'] - cpu['floor']) / 3 * 1000:.0f} µs of server CPU "
-                  f"(web + PostgreSQL; medians, ms/job {cpu['floor']:.2f} → {cpu['floor-tx']:.2f})")
+            tx = median["floor-tx"]
+            print(f"floor-tx jobs/s ÷ floor jobs/s {tx['jobs_s'] / floor['jobs_s']:.2f}; one round trip costs "
+                  f"{(tx['cpu_ms'] - floor['cpu_ms']) / 3 * 1000:.0f} µs of server CPU (web + PostgreSQL; "
+                  f"medians, ms/job {floor['cpu_ms']:.2f} → {tx['cpu_ms']:.2f})")
     finally:
         drop_database(dbname)
 
