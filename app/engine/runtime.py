@@ -57,6 +57,8 @@ class Movement:
         self.jobs: list[dict] = []  # rows of the jobs created
         self.incidents: list[Incident] = []
         self.steps = 0
+        self._to_enter: list[tuple] = []  # (element id, token id, record) still to enter
+        self._walking = False
         self._elements: list[dict] = []
         self._history: list[dict] = []
         self._jobs_written = 0
@@ -67,6 +69,22 @@ class Movement:
         self.enter(self.defn.start_element_id, new_key("token"), record=False)
 
     def enter(self, element_id: str, token_id: str, record: bool = True) -> None:
+        self._to_enter.append((element_id, token_id, record))
+        self._walk()
+
+    def _walk(self) -> None:
+        """Enter what is queued, depth first (a stack, not recursion: a cycle of gateways with no wait
+        state must end at MAX_STEPS with a clear error, not at Python's recursion limit)."""
+        if self._walking:
+            return
+        self._walking = True
+        try:
+            while self._to_enter:
+                self._enter_one(*self._to_enter.pop())
+        finally:
+            self._walking = False
+
+    def _enter_one(self, element_id: str, token_id: str, record: bool) -> None:
         self.steps += 1
         if self.steps > MAX_STEPS:
             raise RuntimeError(f"process {self.defn.process_id} loops without a wait state")
@@ -99,8 +117,9 @@ class Movement:
     def take(self, flows: list[bpmn.Flow], token_id: str) -> None:
         tokens = [token_id] + [new_key("token") for _ in flows[1:]]
         self.instance.active_tokens += len(flows) - 1
-        for flow, token in zip(flows, tokens):
-            self.enter(flow.target, token)
+        # Stacked last first, so the first flow's path is walked first, as a recursive walk would.
+        self._to_enter.extend((flow.target, token, True) for flow, token in reversed(list(zip(flows, tokens))))
+        self._walk()
 
     def _arrive_at_join(self, el: bpmn.Element, token_id: str) -> None:
         self.flush()  # siblings that arrived in this movement are counted too

@@ -36,3 +36,23 @@ def test_two_instances_completed_in_a_row_keep_their_own_rows(client, key_header
         detail = api.instance(inst["process_instance_id"])
         assert detail["state"] == "COMPLETED"
         assert sorted(e["element_id"] for e in detail["element_instances"]) == ["a", "e", "fork", "join", "join", "s"]
+
+
+def test_a_cycle_of_gateways_without_a_wait_state_stops_at_the_step_limit_and_writes_nothing(app, client, key_headers):
+    import pytest
+
+    from app.engine import completion
+
+    api = Api(client, key_headers)
+    api.deploy(model("loop", '<bpmn:startEvent id="s" /><bpmn:exclusiveGateway id="g1" default="f4" />'
+                     '<bpmn:exclusiveGateway id="g2" /><bpmn:endEvent id="e" />' + task("t", "work")
+                     + flow("f1", "s", "t") + flow("f2", "t", "g1") + flow("f3", "g1", "g2", "again = true")
+                     + flow("f4", "g1", "e") + flow("f5", "g2", "g1")))
+    inst = api.start("loop")
+    job = api.activate("work")[0]
+    # The walk is a loop, not recursion: it ends at MAX_STEPS, not at Python's recursion limit.
+    with pytest.raises(RuntimeError, match="loops without a wait state"):
+        completion.complete(tenant="default", key=job["key"], worker="w1", variables={"again": True})
+    assert api.job(job["key"])[1]["data"]["status"] == "ACTIVE"
+    assert api.complete(job["key"], {"again": False})[0] == 200
+    assert api.instance(inst["process_instance_id"])["state"] == "COMPLETED"
