@@ -64,6 +64,28 @@ def run_wrk(args, env=None) -> tuple[str, float]:
     return out, usage.ru_utime + usage.ru_stime
 
 
+def connection_split(base: str) -> str:
+    """How the load generator's connections are spread over the web worker processes, e.g. "5:3".
+
+    gunicorn's workers take connections from one listening socket, whoever accepts first: a few
+    keep-alive connections can land unevenly, and a process holding most of them caps the run at
+    one core, whatever the code does. Runs are only comparable with their split beside them."""
+    port = base.rsplit(":", 1)[1]
+    out = subprocess.run(["ss", "-tnpH", "state", "established", f"( sport = :{port} )"], capture_output=True,
+                         text=True).stdout
+    counts: dict[str, int] = {}
+    for pid in re.findall(r"pid=(\d+)", out):
+        counts[pid] = counts.get(pid, 0) + 1
+    return ":".join(str(n) for n in sorted(counts.values(), reverse=True)) or "?"
+
+
+def sample_later(seconds: float, probe) -> dict:
+    """Run probe() once, `seconds` from now, in a thread; its result lands in the returned dict."""
+    result: dict = {}
+    threading.Timer(seconds, lambda: result.setdefault("value", probe())).start()
+    return result
+
+
 def wrk_rate(out: str) -> float:
     return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
 

@@ -52,6 +52,7 @@ def one_run(tree, db_url, dbname, key, seconds) -> dict:
         backends = wa.pg_backends(ADMIN_URL, dbname)
         done_before, web_before, pg_before = completed(db_url), wa.cpu_ms(server), wa.cpu_ms(backends)
         started = time.perf_counter()
+        split = wa.sample_later(1.0, lambda: wa.connection_split(base))
         out, _ = wa.run_wrk(["-t2", "-c8", f"-d{seconds}s", "-s", os.path.join(ROOT, "bench", "activate_complete.lua"),
                              base], env={"BENCH_API_KEY": key, "BENCH_JOB_TYPE": "bench"})
         wall = time.perf_counter() - started
@@ -61,7 +62,7 @@ def one_run(tree, db_url, dbname, key, seconds) -> dict:
         pg_ms = wa.cpu_ms(wa.pg_backends(ADMIN_URL, dbname)) - pg_before
         return {"jobs/s": done / wall, "healthz": healthz, "a/b": done / wall / healthz,
                 "web ms/job": web_ms / max(done, 1), "pg ms/job": pg_ms / max(done, 1),
-                "web ms/req": web_ms / max(requests_sent, 1)}
+                "web ms/req": web_ms / max(requests_sent, 1), "split": split.get("value", "?")}
     finally:
         os.killpg(web.pid, 15)
         web.wait(20)
@@ -89,13 +90,14 @@ def main():
             for rev in opts.revisions:
                 r = one_run(trees[rev], db_url, dbname, key, opts.seconds)
                 results[rev].append(r)
-                print(f"{rev:>12} round {round_}: " + "  ".join(f"{k} {v:.3f}" if v < 10 else f"{k} {v:.0f}"
-                                                            for k, v in r.items()), flush=True)
+                print(f"{rev:>12} round {round_}: " + "  ".join(
+                    f"{k} {v}" if isinstance(v, str) else f"{k} {v:.3f}" if v < 10 else f"{k} {v:.0f}"
+                    for k, v in r.items()), flush=True)
         print()
         for rev, rs in results.items():
             print(f"{rev:>12} median: " + "  ".join(
                 f"{k} {statistics.median(r[k] for r in rs):.3f}" if rs[0][k] < 10
-                else f"{k} {statistics.median(r[k] for r in rs):.0f}" for k in rs[0]))
+                else f"{k} {statistics.median(r[k] for r in rs):.0f}" for k in rs[0] if k != "split"))
     finally:
         drop_database(dbname)
         for tree in trees.values():
