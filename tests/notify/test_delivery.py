@@ -2,8 +2,6 @@
 import json
 import time
 
-import pytest
-
 from app.extensions import db
 from app.notify import events, signing
 
