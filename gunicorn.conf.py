@@ -15,6 +15,10 @@ errorlog = "-"
 
 
 def post_worker_init(worker):
-    # Requests hand their Redis messages to a background sender (app/notify/publisher.py).
+    # Requests hand their Redis messages to a background sender (app/notify/publisher.py), and
+    # their completions to a committer that commits those arriving together in one transaction
+    # (app/engine/completion_queue.py).
+    from app.engine.completion_queue import queue
     from app.notify.publisher import publisher
     publisher.run_in_background()
+    queue.run_in_background()

@@ -17,11 +17,14 @@ from app.extensions import db
 from tests.engine.helpers import one_task
 
 
-def _plan(app, with_worker: bool, key: str) -> str:
-    statement = completion._CLAIM_AND_LOCK[with_worker]
+def _plan(app, worker: str | None, keys: list[str]) -> str:
+    statement = completion._claim_many(len(keys))
     conn = db.session.connection()
     statement._compile(conn.dialect)
-    params = statement.compiled.construct_params({"k": key, "t": "t", "now": clock.utcnow(), "res": {}, "w": "w"})
+    asked = {"now": clock.utcnow()}
+    for i, key in enumerate(keys):
+        asked.update({f"k{i}": key, f"t{i}": "t", f"w{i}": worker, f"r{i}": {}})
+    params = statement.compiled.construct_params(asked)
     values = {n: statement.processors[n](v) if n in statement.processors else v for n, v in params.items()}
     raw = psycopg.connect(app.config["SQLALCHEMY_DATABASE_URI"].replace("+psycopg", ""))
     try:
@@ -32,8 +35,9 @@ def _plan(app, with_worker: bool, key: str) -> str:
         raw.close()
 
 
-@pytest.mark.parametrize("with_worker", [False, True])
-def test_the_claim_reads_the_job_by_its_key_when_statistics_say_no_job_is_active(app, with_worker):
+@pytest.mark.parametrize("worker", [None, "w"])
+@pytest.mark.parametrize("group", [1, 3])
+def test_the_claim_reads_the_job_by_its_key_when_statistics_say_no_job_is_active(app, worker, group):
     if db.engine.dialect.name != "postgresql":
         pytest.skip("a PostgreSQL planner question")
     deploy.deploy(tenant="t", xml=one_task("p", "work"))
@@ -44,7 +48,7 @@ def test_the_claim_reads_the_job_by_its_key_when_statistics_say_no_job_is_active
     jobs, _ = activation.activate_now(tenant="t", job_type="work", worker="w", max_jobs=300, timeout_ms=60000)
     assert len(jobs) == 300
 
-    plan = _plan(app, with_worker, jobs[0]["key"])
+    plan = _plan(app, worker, [job["key"] for job in jobs[:group]])
     claim = plan.split("CTE closed")[0]
     assert "engine_jobs_pkey" in claim, plan
     assert "ix_engine_jobs_tenant" not in claim, plan
