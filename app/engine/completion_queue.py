@@ -3,8 +3,8 @@ committed go into the next one together.
 
 Each completion costs four round trips to PostgreSQL (BEGIN, claim, write, COMMIT) whatever else
 it does, and under load that fixed cost was the largest share of a job's CPU after Flask itself.
-A queue and one committer per process (a greenlet under gunicorn's gevent worker, which patches
-`threading` and `queue`) share it: the committer takes everything queued, runs it as one
+A queue and two committers per process (greenlets under gunicorn's gevent worker, which patches
+`threading` and `queue`) share it: a committer takes everything queued, runs it as one
 transaction (`completion.complete_together`), hands each request its answer or error, and takes
 what queued meanwhile. Nothing waits for a batch to fill: an idle committer starts at once, so a
 lone completion costs one hand-over between greenlets and nothing else.
@@ -16,11 +16,12 @@ caller's own transaction, through the same `complete_together`, as a group of on
 Written here rather than taken from a library: this is the engine's own transaction boundary.
 """
 import logging
-import os
 import queue as queues
 import threading
 
 from flask import current_app
+
+from app.process_threads import ProcessThreads
 
 log = logging.getLogger("conveyor.engine.completion_queue")
 
@@ -41,13 +42,13 @@ class CompletionQueue:
     def __init__(self):
         self.background = False
         self.pending: queues.SimpleQueue = queues.SimpleQueue()
-        self.pid = None
-        self.lock = threading.Lock()
-        self.groups = 0       # transactions committed by this process's committer...
+        self.committers = ProcessThreads(self._run, "completion-committer", COMMITTERS)
+        self.counted = threading.Lock()
+        self.groups = 0       # transactions committed by this process's committers...
         self.completions = 0  # ...and the completions they carried (the mean group size is the ratio)
 
     def run_in_background(self) -> None:
-        """From now on this process's completions go through its committer (the web worker's choice)."""
+        """From now on this process's completions go through its committers (the web worker's choice)."""
         self.background = True
 
     def submit(self, request):
@@ -63,20 +64,11 @@ class CompletionQueue:
         return outcome
 
     def _through_committer(self, request):
-        self._ensure_committer()
+        self.committers.ensure_started()
         pending = _Pending(current_app._get_current_object(), request)
         self.pending.put(pending)
         pending.done.wait()
         return pending.outcome
-
-    def _ensure_committer(self) -> None:
-        if self.pid == os.getpid():
-            return
-        with self.lock:
-            if self.pid != os.getpid():
-                self.pid = os.getpid()
-                for n in range(COMMITTERS):
-                    threading.Thread(target=self._run, name=f"completion-committer-{n}", daemon=True).start()
 
     def _run(self) -> None:
         while True:
@@ -101,8 +93,9 @@ class CompletionQueue:
             except Exception as exc:  # the committer itself must outlive any error: the requests get it
                 log.exception("committing %d completion(s) failed", len(same_app))
                 outcomes = [exc] * len(same_app)
-            self.groups += 1
-            self.completions += len(same_app)
+            with self.counted:
+                self.groups += 1
+                self.completions += len(same_app)
             for pending, outcome in zip(same_app, outcomes):
                 pending.outcome = outcome
                 pending.done.set()

@@ -11,11 +11,10 @@ gets cost no data: the database holds the truth and readers recover from it.
 """
 import atexit
 import logging
-import os
 import queue
-import threading
 
 from app.extensions import scoped_channel
+from app.process_threads import ProcessThreads
 
 log = logging.getLogger("conveyor.publisher")
 
@@ -24,8 +23,7 @@ class Publisher:
     def __init__(self):
         self.background = False
         self.queue: queue.SimpleQueue = queue.SimpleQueue()
-        self.pid = None
-        self.lock = threading.Lock()
+        self.sender = ProcessThreads(self._run, "redis-publisher")
 
     def run_in_background(self) -> None:
         """From now on this process sends through its background sender (the web worker's choice)."""
@@ -36,20 +34,12 @@ class Publisher:
         if not self.background:
             _send(client, messages)
             return
-        self._ensure_sender()
+        self.sender.ensure_started()
         self.queue.put((client, messages))
 
     def drain(self) -> None:
         """Send everything queued now, in this thread."""
         self._send_batch(self._queued([]))
-
-    def _ensure_sender(self) -> None:
-        if self.pid == os.getpid():
-            return
-        with self.lock:
-            if self.pid != os.getpid():
-                self.pid = os.getpid()
-                threading.Thread(target=self._run, name="redis-publisher", daemon=True).start()
 
     def _run(self) -> None:
         while True:  # wait for one, then take everything that queued while the last pipeline was on the wire
