@@ -8,7 +8,7 @@ process from that revision's worktree as the Procfile does (this checkout's venv
 /healthz with wrk for 3 s, then activate + complete (`bench/activate_complete.lua`) for
 `--seconds`, and reads CPU from /proc. Prints each run, then medians per revision.
 
-    .venv/bin/python bench/worker_api_ab.py HEAD~1 HEAD [--rounds 3] [--seconds 4]
+    .venv/bin/python bench/worker_api_ab.py HEAD~1 HEAD [--rounds 3] [--seconds 4] [--connections 8]
 
 The revisions must share the database schema (the database is migrated by this checkout).
 Needs what bench/worker_api.py needs: PostgreSQL, Redis, wrk.
@@ -40,7 +40,7 @@ def completed(db_url) -> int:
         return conn.execute("SELECT count(*) FROM engine_jobs WHERE state = 'COMPLETED'").fetchone()[0]
 
 
-def one_run(tree, db_url, dbname, key, seconds) -> dict:
+def one_run(tree, db_url, dbname, key, seconds, connections=8) -> dict:
     web, base = start_web(db_url, REDIS_URL, cwd=tree)
     try:
         for _ in range(20):  # warm both workers
@@ -53,8 +53,8 @@ def one_run(tree, db_url, dbname, key, seconds) -> dict:
         done_before, web_before, pg_before = completed(db_url), wa.cpu_ms(server), wa.cpu_ms(backends)
         started = time.perf_counter()
         split = wa.sample_later(1.0, lambda: wa.connection_split(base))
-        out, _ = wa.run_wrk(["-t2", "-c8", f"-d{seconds}s", "-s", os.path.join(ROOT, "bench", "activate_complete.lua"),
-                             base], env={"BENCH_API_KEY": key, "BENCH_JOB_TYPE": "bench"})
+        out, _ = wa.run_wrk(["-t2", f"-c{connections}", f"-d{seconds}s", "-s",
+                             os.path.join(ROOT, "bench", "activate_complete.lua"), base], env={"BENCH_API_KEY": key, "BENCH_JOB_TYPE": "bench"})
         wall = time.perf_counter() - started
         done = completed(db_url) - done_before
         requests_sent = int(re.search(r"(\d+) requests in", out).group(1))
@@ -73,6 +73,8 @@ def main():
     parser.add_argument("revisions", nargs="+", help="git revisions to compare (two or more)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=4)
+    parser.add_argument("--connections", type=int, default=8,
+                        help="wrk connections, each a worker activating and completing (the issue's bench: 8)")
     opts = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is required (apt-get install wrk)")
@@ -88,7 +90,7 @@ def main():
         results = {rev: [] for rev in opts.revisions}
         for round_ in range(opts.rounds):
             for rev in opts.revisions:
-                r = one_run(trees[rev], db_url, dbname, key, opts.seconds)
+                r = one_run(trees[rev], db_url, dbname, key, opts.seconds, opts.connections)
                 results[rev].append(r)
                 print(f"{rev:>12} round {round_}: " + "  ".join(
                     f"{k} {v}" if isinstance(v, str) else f"{k} {v:.3f}" if v < 10 else f"{k} {v:.0f}"
