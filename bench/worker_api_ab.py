@@ -54,7 +54,8 @@ def one_run(tree, db_url, dbname, key, seconds, connections=8) -> dict:
         started = time.perf_counter()
         split = wa.sample_later(1.0, lambda: wa.connection_split(base))
         out, _ = wa.run_wrk(["-t2", f"-c{connections}", f"-d{seconds}s", "-s",
-                             os.path.join(ROOT, "bench", "activate_complete.lua"), base], env={"BENCH_API_KEY": key, "BENCH_JOB_TYPE": "bench"})
+                             os.path.join(ROOT, "bench", "activate_complete.lua"), base],
+                            env={"BENCH_API_KEY": key, "BENCH_JOB_TYPE": "bench"})
         wall = time.perf_counter() - started
         done = completed(db_url) - done_before
         requests_sent = int(re.search(r"(\d+) requests in", out).group(1))
