@@ -207,3 +207,37 @@ def test_completions_through_the_api_still_answer_as_before(client, key_headers)
     assert status == 200 and body["data"]["variables_updated"]["added"] == ["x"]
     status, body = api.complete(job["key"], {"x": 1})
     assert status == 409 and body["error"]["details"]["current_status"] == "COMPLETED"
+
+
+def test_groups_racing_for_the_same_jobs_complete_each_job_once(app):
+    """Two transactions claiming the same two jobs in opposite orders may deadlock; PostgreSQL then
+    aborts one, whose completions are retried one at a time. Either way each job completes once."""
+    deploy.deploy(tenant="t", xml=one_task("p", "work"))
+    for _ in range(2):
+        instances.start(tenant="t", process_id="p")
+    first, second = _jobs("t", "work", 2)
+    start = threading.Barrier(2)
+    outcomes: dict = {}
+
+    def group(name, jobs):
+        with app.app_context():
+            start.wait()
+            outcomes[name] = complete_together([_request(job) for job in jobs])
+
+    threads = [threading.Thread(target=group, args=("ab", [first, second])),
+               threading.Thread(target=group, args=("ba", [second, first]))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+
+    by_job = {first["key"]: [outcomes["ab"][0], outcomes["ba"][1]],
+              second["key"]: [outcomes["ab"][1], outcomes["ba"][0]]}
+    for key, answers in by_job.items():
+        done = [a for a in answers if isinstance(a, dict)]
+        refused = [a for a in answers if isinstance(a, JobNotCompletable)]
+        assert len(done) == 1 and done[0]["job_key"] == key, answers
+        assert len(refused) == 1 and refused[0].details["current_status"] == "COMPLETED", answers
+    db.session.rollback()
+    history = db.session.scalars(select(JobHistory.job_key).where(JobHistory.action == "JOB_COMPLETED")).all()
+    assert sorted(history) == sorted(by_job)
