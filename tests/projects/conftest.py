@@ -46,7 +46,7 @@ def upload(client, headers, project_id, data: bytes, filename="tags.csv", key_fi
                        content_type="multipart/form-data")
 
 
-def wait_for(client, headers, job_id, statuses=("Completed", "Failed", "Cancelled"), timeout=30.0):
+def wait_for(client, headers, job_id, statuses=("Completed", "Failed", "Cancelled"), timeout=60.0):
     from app.extensions import db
     deadline = time.monotonic() + timeout
     while True:
