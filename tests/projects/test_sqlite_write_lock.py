@@ -39,14 +39,19 @@ def test_a_write_request_after_a_stale_read_is_not_refused(client, make_user, st
 
 
 def test_a_handler_storing_its_output_after_reading_is_not_refused(owner, make_project, private_redis, stale_read):
+    from app import dbsetup
     from app.auth.models import User
     from app.extensions import db
     from app.projects import jobs
     from app.projects.models import Project, ProjectFile
     from app.projects.runner import JobContext
 
-    project = db.session.get(Project, make_project()["id"])
-    job = jobs.start_job(name="Export", user=db.session.get(User, owner["id"]), project=project)
+    project_id = make_project()["id"]
+    db.session.commit()  # the setup itself must not meet the subject: it takes the write lock at BEGIN, as requests do
+    with dbsetup.immediate():
+        project = db.session.get(Project, project_id)
+        job = jobs.start_job(name="Export", user=db.session.get(User, owner["id"]), project=project)
+        db.session.commit()  # enqueueing read the job again: that transaction holds the lock too
     ctx = JobContext(job)
     stale_read()  # the handler read the records; meanwhile the web process wrote
 
