@@ -143,15 +143,12 @@ def _commit_together(requests: list[Completion]) -> list:
                 continue
             inst = instances.get(job.i_key)
             if inst is None:
-                inst = instances[job.i_key] = InstanceState(
-                    key=job.i_key, tenant=job.i_tenant, process_pk=job.i_process_pk, process_id=job.i_process_id,
-                    version=job.i_version, state=job.i_state, variables=job.i_variables,
-                    active_tokens=job.i_active_tokens)
+                inst = instances[job.i_key] = _instance_state(job)
             elif rows:  # another token of an instance moved in this group: a join counts its rows in the table
                 batch.write(conn, list(rows.items()))
                 rows.clear()
             move = Movement(inst, deploy.definition(job.process_pk), now)
-            outcomes[i] = _move_on(request, job, inst, move, now)
+            outcomes[i] = _move_on(request, job, inst, move, now, open_element=None)  # the claim closed it
             for table, new in move.take_rows():
                 rows.setdefault(table, []).extend(new)
             move.announce_jobs()
@@ -176,12 +173,18 @@ def _refusal(request: Completion, now):
 
 # -- both databases -----------------------------------------------------------------------------
 
-def _move_on(request: Completion, job, inst: InstanceState, move: Movement, now) -> dict:
+def _instance_state(row) -> InstanceState:
+    """The instance columns (`i_*`) of a claim's row."""
+    return InstanceState(key=row.i_key, tenant=row.i_tenant, process_pk=row.i_process_pk,
+                         process_id=row.i_process_id, version=row.i_version, state=row.i_state,
+                         variables=row.i_variables, active_tokens=row.i_active_tokens)
+
+
+def _move_on(request: Completion, job, inst: InstanceState, move: Movement, now, open_element: str | None) -> dict:
     """Merge the result, move the token on from the task, record the history row and the event;
-    returns the answer. The task's element instance was closed by the claim (PostgreSQL) or is
-    closed here (SQLite)."""
+    returns the answer. `open_element`: the task's element instance, if the claim did not close it."""
     changes = merge_variables(inst, request.result)
-    move.complete_task(job.element_id, job.token_id, None if tx.is_postgres() else job.element_instance_key)
+    move.complete_task(job.element_id, job.token_id, open_element)
     total = clock.ms_between(job.activated_at, now)
     overhead = min(total, max(0, clock.ms_between(request.received_at or now, now)))
     move.history(request.key, "JOB_COMPLETED", worker=job.worker, attempt=job.attempts, details={
@@ -228,12 +231,9 @@ def _complete_on_sqlite(request: Completion) -> dict:
         job = conn.execute(_CLAIM[bool(request.worker)], params).first()
         if job is None:
             raise _refusal(request, now)
-        row = conn.execute(_INSTANCE, {"ik": job.instance_key}).first()
-        inst = InstanceState(key=row.i_key, tenant=row.i_tenant, process_pk=row.i_process_pk,
-                             process_id=row.i_process_id, version=row.i_version, state=row.i_state,
-                             variables=row.i_variables, active_tokens=row.i_active_tokens)
+        inst = _instance_state(conn.execute(_INSTANCE, {"ik": job.instance_key}).first())
         move = Movement(inst, deploy.definition(job.process_pk), now)
-        answer = _move_on(request, job, inst, move, now)
+        answer = _move_on(request, job, inst, move, now, open_element=job.element_instance_key)
         move.flush()
         conn.execute(_SAVE_INSTANCE, {"ik0": inst.key, "v0": inst.variables, "n0": inst.active_tokens,
                                       "s0": inst.state, "e0": inst.ended_at})

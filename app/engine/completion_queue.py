@@ -21,7 +21,7 @@ import threading
 
 from flask import current_app
 
-from app.process_threads import ProcessThreads
+from app.process_threads import ProcessThreads, take_queued
 
 log = logging.getLogger("conveyor.engine.completion_queue")
 
@@ -72,13 +72,7 @@ class CompletionQueue:
 
     def _run(self) -> None:
         while True:
-            group = [self.pending.get()]
-            while len(group) < MAX_GROUP:
-                try:
-                    group.append(self.pending.get_nowait())
-                except queues.Empty:
-                    break
-            self._commit(group)
+            self._commit(take_queued(self.pending, [self.pending.get()], MAX_GROUP))
 
     def _commit(self, group: list[_Pending]) -> None:
         from app.engine.completion import complete_together

@@ -14,7 +14,7 @@ import logging
 import queue
 
 from app.extensions import scoped_channel
-from app.process_threads import ProcessThreads
+from app.process_threads import ProcessThreads, take_queued
 
 log = logging.getLogger("conveyor.publisher")
 
@@ -39,18 +39,11 @@ class Publisher:
 
     def drain(self) -> None:
         """Send everything queued now, in this thread."""
-        self._send_batch(self._queued([]))
+        self._send_batch(take_queued(self.queue, []))
 
     def _run(self) -> None:
         while True:  # wait for one, then take everything that queued while the last pipeline was on the wire
-            self._send_batch(self._queued([self.queue.get()]))
-
-    def _queued(self, batch: list) -> list:
-        while True:
-            try:
-                batch.append(self.queue.get_nowait())
-            except queue.Empty:
-                return batch
+            self._send_batch(take_queued(self.queue, [self.queue.get()]))
 
     @staticmethod
     def _send_batch(batch) -> None:

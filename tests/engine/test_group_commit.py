@@ -6,6 +6,7 @@ group of one. These tests give it real groups, and check that the outcome is wha
 completions would have had one after the other.
 """
 import threading
+import time
 
 import psycopg
 import pytest
@@ -190,7 +191,6 @@ def _lock_waiters(conn) -> int:
 
 
 def _wait_for(condition, seconds=10.0):
-    import time
     deadline = time.monotonic() + seconds
     while not condition():
         assert time.monotonic() < deadline, "timed out"
