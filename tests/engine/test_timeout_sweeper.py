@@ -5,17 +5,8 @@ import pytest
 
 from app.extensions import db
 from tests.engine.helpers import Api, one_task
+from tests.support import wait_until
 
-
-def _wait_for(check, seconds=30.0):  # the worker process may still be starting
-    give_up = time.monotonic() + seconds
-    while time.monotonic() < give_up:
-        db.session.remove()  # the test shares one app context: end its read snapshot (SQLite WAL)
-        found = check()
-        if found:
-            return found
-        time.sleep(0.2)
-    raise AssertionError("condition not reached in time")
 
 
 @pytest.mark.slow
@@ -29,7 +20,8 @@ def test_the_worker_process_releases_a_timed_out_job_so_get_and_stats_show_it(cl
         status, body = api.job(job["key"])
         return body["data"] if body["data"]["status"] == "ACTIVATABLE" else None
 
-    detail = _wait_for(released)
+    detail = wait_until(released, seconds=30, interval=0.2, before=db.session.remove,
+                        what="the release")  # the worker process may still be starting
     actions = [h["action"] for h in detail["execution_history"]]
     assert actions == ["JOB_CREATED", "JOB_ACTIVATED", "JOB_TIMED_OUT"]
     assert detail["retry_configuration"]["retries"] == 3  # no retry spent

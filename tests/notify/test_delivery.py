@@ -4,6 +4,7 @@ import time
 
 from app.extensions import db
 from app.notify import events, signing
+from tests import support
 
 
 def auth(token):
@@ -31,15 +32,8 @@ def deliveries(client, token, hook_id):
     return client.get(f"/webhooks/{hook_id}/deliveries", headers=auth(token)).get_json()["deliveries"]
 
 
-def wait_until(check, timeout=15.0):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        db.session.rollback()  # the test's session shares the app context: end its snapshot before looking
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("condition never held")
+def wait_until(check):
+    return support.wait_until(check, before=db.session.rollback, what="the delivery")
 
 
 def test_a_completed_job_reaches_the_webhook_signed_and_in_the_spec_shape(client, signed_in, receiver, rq_worker):

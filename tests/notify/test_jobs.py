@@ -27,16 +27,6 @@ def add_job(user_id, status, created_offset_s=0, **fields):
     return job.id
 
 
-def wait_for_state(base_get, job_id, state, timeout=20):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        body = base_get(job_id)
-        if body.get("state") == state:
-            return body
-        time.sleep(0.2)
-    raise AssertionError(f"job never reached {state}: {body}")
-
-
 def test_an_unknown_job_name_answers_400_listing_the_known_ones(client, signed_in):
     _, token = signed_in("a@example.com")
     res = client.post("/submit-job", headers=auth(token), json={"name": "nope", "data": {}})
