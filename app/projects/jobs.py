@@ -155,9 +155,7 @@ def upload_of(job_id: str) -> ProjectFile | None:
 
 def _locked(job_id: str, user: User) -> Job:
     """The job, row-locked (SQLite: the write lock), after checking the user may see it."""
-    db.session.rollback()
-    with immediate():
-        job = db.session.scalar(select(Job).where(Job.id == str(job_id)).with_for_update())
+    job = lock_for_runner(str(job_id))
     if job is None or not projects.can_see_job(job=job, user=user):
         db.session.rollback()
         raise JobNotFound()
@@ -250,7 +248,8 @@ def finish_locked(job: Job, status: str, event: str, *, error: str | None = None
 
 
 def lock_for_runner(job_id: str) -> Job | None:
-    """Open a write transaction holding the job's row; the caller commits or rolls back."""
+    """Open a write transaction holding the job's row; the caller commits or rolls back (the API's
+    cancel and retry take it the same way, through `_locked`)."""
     db.session.rollback()
     with immediate():
         return db.session.scalar(select(Job).where(Job.id == job_id).with_for_update())
