@@ -11,6 +11,7 @@ import sys
 
 from rq import Worker
 from rq.serializers import JSONSerializer
+from sqlalchemy.orm import configure_mappers
 
 from app import create_app
 from app.extensions import QUEUES, db, get_queue, get_redis
@@ -33,6 +34,22 @@ def _die_with_parent(parent: int):
     return arrange
 
 
+def ready_to_fork() -> None:
+    """Prepare this process for forking work horses (and RQ's scheduler) while threads run in it.
+
+    A child gets a copy of every lock as it stood at the fork, with none of the threads that held
+    them. The worker's threads (the engine's timeout sweeper, the reconciler, the webhook sweeper)
+    start querying at once, and the first query configures SQLAlchemy's mappers under a global
+    mutex: a horse forked in that instant waited on it forever, holding the job's row lock (SQLite:
+    the whole database's write lock, taken at BEGIN) — seen as jobs stuck for minutes. So the
+    mappers are configured here, before any thread starts, and nothing is left to configure."""
+    configure_mappers()
+    engine = db.engine
+    # A forked work horse must not reuse the parent's connections (SQLAlchemy's pooling docs).
+    os.register_at_fork(after_in_child=lambda: engine.dispose(close=False))
+    os.register_at_fork(after_in_child=_die_with_parent(os.getpid()))
+
+
 def main(names: list[str]) -> None:
     unknown = [n for n in names if n not in QUEUES]
     if unknown:
@@ -40,10 +57,7 @@ def main(names: list[str]) -> None:
     names = names or list(QUEUES)
     app = create_app()
     with app.app_context():
-        engine = db.engine
-        # A forked work horse must not reuse the parent's connections (SQLAlchemy's pooling docs).
-        os.register_at_fork(after_in_child=lambda: engine.dispose(close=False))
-        os.register_at_fork(after_in_child=_die_with_parent(os.getpid()))
+        ready_to_fork()
         connection = get_redis()
         queues = [get_queue(name, connection) for name in names]
         worker = Worker(queues, connection=connection, serializer=JSONSerializer,

@@ -96,3 +96,45 @@ def test_procfile_declares_web_worker_and_release():
     from app.extensions import QUEUES
     served = kinds["worker"].split()[2:] + kinds["webhooks"].split()[2:]
     assert sorted(served) == sorted(QUEUES), "every queue needs a process"
+
+
+_FORK_WHILE_A_THREAD_CONFIGURES = """
+import os, signal, sys, threading
+import worker
+from sqlalchemy import select
+from sqlalchemy.orm.mapper import _CONFIGURE_MUTEX
+from app import create_app
+from app.auth.models import ApiKey
+from app.extensions import db
+
+app = create_app(env={"DATABASE_URL": sys.argv[1], "REDIS_URL": sys.argv[2], "LOG_LEVEL": "WARNING"})
+with app.app_context():
+    db.create_all()
+    assert db.Model.registry._new_mappers, "the premise: nothing has configured the mappers yet"
+    worker.ready_to_fork()
+    held, release = threading.Event(), threading.Event()
+
+    def configuring():  # a thread caught inside SQLAlchemy's configuration at the moment of the fork
+        with _CONFIGURE_MUTEX:
+            held.set()
+            release.wait()
+
+    threading.Thread(target=configuring, daemon=True).start()
+    assert held.wait(10)
+    child = os.fork()
+    if child == 0:  # a work horse: its first query
+        signal.alarm(10)
+        db.session.execute(select(ApiKey.id)).all()
+        os._exit(0)
+    _, status = os.waitpid(child, 0)
+    release.set()
+    print("child", "queried" if os.waitstatus_to_exitcode(status) == 0 else "hung")
+"""
+
+
+def test_a_work_horse_forked_while_a_worker_thread_is_inside_sqlalchemy_can_still_query(tmp_path, redis_url):
+    # The worker's threads query from its start; a horse forked while one of them held SQLAlchemy's
+    # configuration mutex waited on it forever, holding its job's lock (jobs stuck for minutes).
+    out = subprocess.run([sys.executable, "-c", _FORK_WHILE_A_THREAD_CONFIGURES, f"sqlite:///{tmp_path}/fork.db",
+                          redis_url], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.strip() == "child queried", out.stdout + out.stderr
