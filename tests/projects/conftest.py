@@ -60,24 +60,15 @@ def wait_for(client, headers, job_id, statuses=("Completed", "Failed", "Cancelle
 
 
 @pytest.fixture
-def private_redis(app):
+def private_redis(app, redis_for_tests):
     """A Redis database of this test's own, so that only the workers this test starts take its jobs."""
-    control = redis.Redis.from_url(app.config["REDIS_URL"])
-    taken = None
-    for db in range(1, 16):
-        if control.set(f"conveyor-test-lock:{db}", "private", nx=True, ex=600):
-            taken = db
-            break
-    assert taken is not None, "no free Redis database"
-    url = support.RedisForTests._with_db(app.config["REDIS_URL"], taken)
-    client = redis.Redis.from_url(url)
-    client.flushdb()
-    saved = app.extensions["redis"]
-    app.extensions["redis"] = client
-    yield url
-    app.extensions["redis"] = saved
-    client.flushdb()
-    control.delete(f"conveyor-test-lock:{taken}")
+    with redis_for_tests.private_db() as url:
+        saved = app.extensions["redis"]
+        app.extensions["redis"] = redis.Redis.from_url(url)
+        try:
+            yield url
+        finally:
+            app.extensions["redis"] = saved
 
 
 @pytest.fixture
