@@ -6,7 +6,12 @@ no-op jobs/s on the same Redis, (d) wake latency p50/p99 from the start-instance
 job reaching an already-waiting worker, (e) server CPU ms per job (gunicorn + the database's
 backends, from /proc), wrk's own CPU share, and the target ratios.
 
-    .venv/bin/python bench/worker_api.py [--instances 12000] [--seconds 8]
+(a), (b) and (c) are measured in rounds, each (b) then (a) then (c) back to back, and the ratios
+are taken within a round: the machine is shared, and its speed drifts by 20 % and more within a
+minute, which moves a ratio of figures measured a minute apart as much as any code change. The
+summary gives the median of the rounds' ratios.
+
+    .venv/bin/python bench/worker_api.py [--rounds 3] [--seconds 6] [--instances N]
 
 Needs PostgreSQL (BENCH_DATABASE_URL or postgresql://postgres@127.0.0.1:5432/postgres; a fresh
 database is created and dropped), Redis (REDIS_URL or 127.0.0.1:6379, db 13), and wrk.
@@ -20,6 +25,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import datetime, timezone
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [ROOT, os.path.join(ROOT, "bench")]
@@ -31,6 +37,7 @@ import requests  # noqa: E402
 from stack import ADMIN_URL, REDIS_URL, drop_database, new_database, start_web  # noqa: E402
 
 HZ = os.sysconf("SC_CLK_TCK")
+JOBS_PER_SECOND_CEILING = 1500  # instances prepared per measured second, with room to spare
 
 
 def cpu_ms(pids) -> float:
@@ -112,11 +119,12 @@ def prepare(db_url, redis_url, instances):
     return key
 
 
-def throughput_window(db_url) -> tuple[int, float]:
+def throughput_window(db_url, since) -> tuple[int, float]:
+    """Jobs activated since `since` and completed, and the seconds from the first activation to the last end."""
     with psycopg.connect(db_url.replace("+psycopg", "")) as conn:
         n, first, last = conn.execute(
             "SELECT count(*), min(activated_at), max(ended_at) FROM engine_jobs "
-            "WHERE type = 'bench' AND state = 'COMPLETED'").fetchone()
+            "WHERE type = 'bench' AND state = 'COMPLETED' AND activated_at >= %s", (since,)).fetchone()
     return n, (last - first).total_seconds() if n else 0.0
 
 
@@ -166,69 +174,83 @@ def wake_latency(base, key, samples) -> tuple[list[float], list[float]]:
     return latencies, starts
 
 
+def one_round(web, base, key, db_url, dbname, redis_url, opts) -> dict:
+    """(b), then (a) with the CPU it cost, then (c): one round, measured back to back."""
+    wrk_common = ["-t2", "-c8", f"-d{opts.seconds}s"]
+    healthz = wrk_rate(run_wrk([*wrk_common, base + "/healthz"])[0])
+    server = [web.pid, *children(web.pid)]
+    backends = pg_backends(ADMIN_URL, dbname)
+    web_before, pg_before = cpu_ms(server), cpu_ms(backends)
+    since = datetime.now(timezone.utc)
+    wall = time.perf_counter()
+    split = sample_later(1.0, lambda: connection_split(base))
+    out, wrk_cpu = run_wrk([*wrk_common, "-s", os.path.join(ROOT, "bench", "activate_complete.lua"), base],
+                           env={"BENCH_API_KEY": key, "BENCH_JOB_TYPE": "bench"})
+    wall = time.perf_counter() - wall
+    # A backend that ended during the run takes its CPU with it: the figure is a floor.
+    web_ms, pg_ms = cpu_ms(server) - web_before, cpu_ms(pg_backends(ADMIN_URL, dbname)) - pg_before
+    completed, window = throughput_window(db_url, since)
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    jobs = completed / window if window else 0.0
+    rq = rq_baseline(redis_url, opts.rq_jobs)
+    return {"a": jobs, "b": healthz, "c": rq, "a/b": jobs / healthz, "a/c": jobs / rq, "completed": completed,
+            "web": web_ms / max(completed, 1), "pg": pg_ms / max(completed, 1), "wrk": wrk_cpu / wall * 100,
+            "errors": int(errors.group(1)) if errors else 0, "split": split.get("value", "?")}
+
+
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--instances", type=int, default=12000,
-                        help="one-task instances created beforehand: enough that wrk never runs out")
-    parser.add_argument("--seconds", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of (b), (a), (c); ratios are per round")
+    parser.add_argument("--seconds", type=int, default=6, help="length of each wrk run")
+    parser.add_argument("--instances", type=int, default=None,
+                        help="one-task instances created beforehand (default: enough that wrk never runs out)")
     parser.add_argument("--rq-jobs", type=int, default=3000)
     parser.add_argument("--wake-samples", type=int, default=100)
     opts = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is required (apt-get install wrk)")
+    instances = opts.instances or opts.rounds * opts.seconds * JOBS_PER_SECOND_CEILING
     redis_url = REDIS_URL
     dbname, db_url = new_database()
     web = None
     try:
-        key = prepare(db_url, redis_url, opts.instances)
+        key = prepare(db_url, redis_url, instances)
         web, base = start_web(db_url, redis_url)
         # warm both workers (definition caches, connection pools)
         for _ in range(20):
             requests.post(base + "/api/v1/jobs/activate", headers={"X-API-Key": key}, timeout=10,
                           json={"type": "none", "worker": "warm", "request_timeout": 0})
-        wrk_common = ["-t2", "-c8", f"-d{opts.seconds}s", "--latency"]
-
-        out, _ = run_wrk([*wrk_common, base + "/healthz"])
-        healthz = wrk_rate(out)
-
-        server = [web.pid, *children(web.pid)]
-        backends = pg_backends(ADMIN_URL, dbname)
-        cpu_before = cpu_ms(server), cpu_ms(backends)
-        wall = time.perf_counter()
-        out, wrk_cpu = run_wrk([*wrk_common, "-s", os.path.join(ROOT, "bench", "activate_complete.lua"), base],
-                               env={"BENCH_API_KEY": key, "BENCH_JOB_TYPE": "bench"})
-        wall = time.perf_counter() - wall
-        backends_after = pg_backends(ADMIN_URL, dbname)
-        cpu_web = cpu_ms(server) - cpu_before[0]
-        cpu_pg = cpu_ms(backends_after) - cpu_ms([p for p in backends_after if p not in backends]) * 0 \
-            - cpu_before[1]
-        completed, window = throughput_window(db_url)
-        jobs_per_s = completed / window if window else 0.0
-        errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-        exhausted = completed >= opts.instances  # the last batches drained with fewer workers busy
-
-        rq_rate = rq_baseline(redis_url, opts.rq_jobs)
+        rounds = []
+        print()
+        for n in range(opts.rounds):
+            r = one_round(web, base, key, db_url, dbname, redis_url, opts)
+            rounds.append(r)
+            print(f"round {n}: (a) {r['a']:5.0f} jobs/s  (b) {r['b']:5.0f} req/s  (c) {r['c']:4.0f} jobs/s  "
+                  f"a/b {r['a/b']:.3f}  a/c {r['a/c']:.2f}  (e) {r['web'] + r['pg']:.2f} ms/job (web {r['web']:.2f}, "
+                  f"postgres {r['pg']:.2f})  wrk {r['wrk']:.0f}%  split {r['split']}  non-2xx {r['errors']}")
         latencies, starts = wake_latency(base, key, opts.wake_samples)
         p50 = statistics.median(latencies)
         p99 = statistics.quantiles(latencies, n=100)[98] if len(latencies) >= 2 else latencies[0]
 
+        def median(name):
+            return statistics.median(r[name] for r in rounds)
+
         print()
-        print(f"(a) activate+complete: {jobs_per_s:8.0f} jobs/s  ({completed} jobs in {window:.2f} s; "
-              f"wrk {wrk_rate(out):.0f} req/s; non-2xx: {errors.group(1) if errors else 0})")
-        print(f"(b) /healthz:          {healthz:8.0f} req/s")
-        print(f"(c) RQ SimpleWorker:   {rq_rate:8.0f} jobs/s (no-op, same Redis)")
+        print(f"(a) activate+complete: {median('a'):8.0f} jobs/s  (median of {len(rounds)} rounds of "
+              f"{opts.seconds} s; {sum(r['completed'] for r in rounds)} jobs; non-2xx: {sum(r['errors'] for r in rounds)})")
+        print(f"(b) /healthz:          {median('b'):8.0f} req/s")
+        print(f"(c) RQ SimpleWorker:   {median('c'):8.0f} jobs/s (no-op, same Redis)")
         print(f"(d) wake latency:      p50 {p50:.1f} ms, p99 {p99:.1f} ms ({len(latencies)} samples; the start "
               f"request's own response: p50 {statistics.median(starts):.1f} ms, max {max(starts):.1f} ms)")
-        print(f"(e) server CPU:        {(cpu_web + cpu_pg) / max(completed, 1):.2f} ms/job "
-              f"(web {cpu_web / max(completed, 1):.2f}, postgres {cpu_pg / max(completed, 1):.2f})")
-        print(f"    wrk's own CPU:     {wrk_cpu / wall * 100:.0f}% of one core during (a) "
-              f"({os.cpu_count()} cores)")
-        if exhausted:
+        print(f"(e) server CPU:        {median('web') + median('pg'):.2f} ms/job "
+              f"(web {median('web'):.2f}, postgres {median('pg'):.2f})")
+        print(f"    wrk's own CPU:     {median('wrk'):.0f}% of one core during (a) ({os.cpu_count()} cores)")
+        if sum(r["completed"] for r in rounds) >= instances:
             print("    warning: every instance was completed before wrk stopped, so (a) includes the drain "
                   "and (e) empty activations: raise --instances")
         print()
-        print(f"a/c = {jobs_per_s / rq_rate:.2f}  (target >= 2)   "
-              f"a/b = {jobs_per_s / healthz:.3f}  (target >= 0.15)   p99 wake {p99:.1f} ms (target <= 50)")
+        print(f"a/c = {median('a/c'):.2f}  (target >= 2)   a/b = {median('a/b'):.3f}  (target >= 0.15)   "
+              f"p99 wake {p99:.1f} ms (target <= 50)   (ratios: median of the rounds' own)")
     finally:
         if web is not None:
             os.killpg(web.pid, 15)

@@ -32,8 +32,6 @@ import requests  # noqa: E402
 import worker_api as wa  # noqa: E402
 from stack import ADMIN_URL, REDIS_URL, drop_database, new_database, start_web  # noqa: E402
 
-JOBS_PER_SECOND_CEILING = 1500  # instances prepared per measured second, with room to spare
-
 
 def completed(db_url) -> int:
     with psycopg.connect(db_url.replace("+psycopg", "")) as conn:
@@ -87,7 +85,7 @@ def main():
             trees[rev] = os.path.join(scratch, f"{i}")
             subprocess.run(["git", "worktree", "add", "-q", "--detach", trees[rev], rev], cwd=ROOT, check=True)
         runs = opts.rounds * len(opts.revisions)
-        key = wa.prepare(db_url, REDIS_URL, runs * opts.seconds * JOBS_PER_SECOND_CEILING)
+        key = wa.prepare(db_url, REDIS_URL, runs * opts.seconds * wa.JOBS_PER_SECOND_CEILING)
         results = {rev: [] for rev in opts.revisions}
         for round_ in range(opts.rounds):
             for rev in opts.revisions:
