@@ -24,7 +24,8 @@ def _listen(redis_url, channel, on_message, on_subscribed, on_lost, name) -> Non
     hearing = warned = False
     while True:
         try:
-            client = redis.Redis.from_url(redis_url, health_check_interval=30)
+            # Named, so that `CLIENT LIST` shows whose connection it is (and a test can cut just these).
+            client = redis.Redis.from_url(redis_url, health_check_interval=30, client_name=f"conveyor:{name}")
             pubsub = client.pubsub(ignore_subscribe_messages=True)
             pubsub.subscribe(scoped_channel(client, channel))
             on_subscribed()

@@ -167,9 +167,15 @@ def test_events_published_while_the_server_lost_redis_reach_the_socket_after_it_
     ws.auth(token)
     announce(user.id, "job.progress", progress=10)
     ws.recv_until("job:progress")
-    # Cut every pub/sub connection (the web process's listener among them): it reconnects a second
-    # later, so this event is published to nobody and exists only in the database meanwhile.
-    redis.Redis.from_url(redis_url).client_kill_filter(_type="pubsub")
+    # Cut the listeners' pub/sub connections on this run's Redis db (the web process's among them; not
+    # the RQ workers', nor other runs' on the same server): they reconnect a second later, so this
+    # event is published to nobody and exists only in the database meanwhile.
+    control = redis.Redis.from_url(redis_url)
+    ours = [c["id"] for c in control.client_list(_type="pubsub")
+            if c["name"].startswith("conveyor:") and int(c["db"]) == control.connection_pool.connection_kwargs["db"]]
+    assert ours, "no listener to cut"
+    for client_id in ours:
+        control.client_kill_filter(_id=client_id)
     missed = announce(user.id, "job.completed", status="Completed", progress=100, result="r")
     frame, _ = ws.recv_until("job:completed")
     assert frame["id"] == str(missed)
