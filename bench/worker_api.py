@@ -174,28 +174,36 @@ def wake_latency(base, key, samples) -> tuple[list[float], list[float]]:
     return latencies, starts
 
 
-def one_round(web, base, key, db_url, dbname, redis_url, opts) -> dict:
-    """(b), then (a) with the CPU it cost, then (c): one round, measured back to back."""
-    wrk_common = ["-t2", "-c8", f"-d{opts.seconds}s"]
-    healthz = wrk_rate(run_wrk([*wrk_common, base + "/healthz"])[0])
+def jobs_run(web, base, key, dbname, seconds, connections=8) -> dict:
+    """activate + complete under wrk (`bench/activate_complete.lua`) for `seconds`: wrk's output and
+    its own CPU seconds, the wall time, the web and PostgreSQL CPU milliseconds it cost, and how wrk's
+    connections were split over the web processes."""
     server = [web.pid, *children(web.pid)]
-    backends = pg_backends(ADMIN_URL, dbname)
-    web_before, pg_before = cpu_ms(server), cpu_ms(backends)
-    since = datetime.now(timezone.utc)
+    web_before, pg_before = cpu_ms(server), cpu_ms(pg_backends(ADMIN_URL, dbname))
     wall = time.perf_counter()
     split = sample_later(1.0, lambda: connection_split(base))
-    out, wrk_cpu = run_wrk([*wrk_common, "-s", os.path.join(ROOT, "bench", "activate_complete.lua"), base],
+    out, wrk_cpu = run_wrk(["-t2", f"-c{connections}", f"-d{seconds}s", "-s",
+                            os.path.join(ROOT, "bench", "activate_complete.lua"), base],
                            env={"BENCH_API_KEY": key, "BENCH_JOB_TYPE": "bench"})
     wall = time.perf_counter() - wall
-    # A backend that ended during the run takes its CPU with it: the figure is a floor.
-    web_ms, pg_ms = cpu_ms(server) - web_before, cpu_ms(pg_backends(ADMIN_URL, dbname)) - pg_before
+    # A backend that ended during the run takes its CPU with it: the PostgreSQL figure is a floor.
+    return {"out": out, "wrk_cpu": wrk_cpu, "wall": wall, "web_ms": cpu_ms(server) - web_before,
+            "pg_ms": cpu_ms(pg_backends(ADMIN_URL, dbname)) - pg_before, "split": split.get("value", "?")}
+
+
+def one_round(web, base, key, db_url, dbname, redis_url, opts) -> dict:
+    """(b), then (a) with the CPU it cost, then (c): one round, measured back to back."""
+    healthz = wrk_rate(run_wrk(["-t2", "-c8", f"-d{opts.seconds}s", base + "/healthz"])[0])
+    since = datetime.now(timezone.utc)
+    run = jobs_run(web, base, key, dbname, opts.seconds)
     completed, window = throughput_window(db_url, since)
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", run["out"])
     jobs = completed / window if window else 0.0
     rq = rq_baseline(redis_url, opts.rq_jobs)
     return {"a": jobs, "b": healthz, "c": rq, "a/b": jobs / healthz, "a/c": jobs / rq, "completed": completed,
-            "web": web_ms / max(completed, 1), "pg": pg_ms / max(completed, 1), "wrk": wrk_cpu / wall * 100,
-            "errors": int(errors.group(1)) if errors else 0, "split": split.get("value", "?")}
+            "web": run["web_ms"] / max(completed, 1), "pg": run["pg_ms"] / max(completed, 1),
+            "wrk": run["wrk_cpu"] / run["wall"] * 100, "errors": int(errors.group(1)) if errors else 0,
+            "split": run["split"]}
 
 
 def main():
@@ -237,7 +245,8 @@ def main():
 
         print()
         print(f"(a) activate+complete: {median('a'):8.0f} jobs/s  (median of {len(rounds)} rounds of "
-              f"{opts.seconds} s; {sum(r['completed'] for r in rounds)} jobs; non-2xx: {sum(r['errors'] for r in rounds)})")
+              f"{opts.seconds} s; {sum(r['completed'] for r in rounds)} jobs; "
+              f"non-2xx: {sum(r['errors'] for r in rounds)})")
         print(f"(b) /healthz:          {median('b'):8.0f} req/s")
         print(f"(c) RQ SimpleWorker:   {median('c'):8.0f} jobs/s (no-op, same Redis)")
         print(f"(d) wake latency:      p50 {p50:.1f} ms, p99 {p99:.1f} ms ({len(latencies)} samples; the start "

@@ -21,7 +21,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [ROOT, os.path.join(ROOT, "bench")]
@@ -30,7 +29,7 @@ import psycopg  # noqa: E402
 import requests  # noqa: E402
 
 import worker_api as wa  # noqa: E402
-from stack import ADMIN_URL, REDIS_URL, drop_database, new_database, start_web  # noqa: E402
+from stack import REDIS_URL, drop_database, new_database, start_web  # noqa: E402
 
 
 def completed(db_url) -> int:
@@ -46,22 +45,13 @@ def one_run(tree, db_url, dbname, key, seconds, connections=8) -> dict:
                           json={"type": "none", "worker": "warm", "request_timeout": 0})
         out, _ = wa.run_wrk(["-t2", "-c8", "-d3s", base + "/healthz"])
         healthz = wa.wrk_rate(out)
-        server = [web.pid, *wa.children(web.pid)]
-        backends = wa.pg_backends(ADMIN_URL, dbname)
-        done_before, web_before, pg_before = completed(db_url), wa.cpu_ms(server), wa.cpu_ms(backends)
-        started = time.perf_counter()
-        split = wa.sample_later(1.0, lambda: wa.connection_split(base))
-        out, _ = wa.run_wrk(["-t2", f"-c{connections}", f"-d{seconds}s", "-s",
-                             os.path.join(ROOT, "bench", "activate_complete.lua"), base],
-                            env={"BENCH_API_KEY": key, "BENCH_JOB_TYPE": "bench"})
-        wall = time.perf_counter() - started
-        done = completed(db_url) - done_before
-        requests_sent = int(re.search(r"(\d+) requests in", out).group(1))
-        web_ms = wa.cpu_ms(server) - web_before
-        pg_ms = wa.cpu_ms(wa.pg_backends(ADMIN_URL, dbname)) - pg_before
+        done_before = completed(db_url)
+        run = wa.jobs_run(web, base, key, dbname, seconds, connections)
+        done, wall = completed(db_url) - done_before, run["wall"]
+        requests_sent = int(re.search(r"(\d+) requests in", run["out"]).group(1))
         return {"jobs/s": done / wall, "healthz": healthz, "a/b": done / wall / healthz,
-                "web ms/job": web_ms / max(done, 1), "pg ms/job": pg_ms / max(done, 1),
-                "web ms/req": web_ms / max(requests_sent, 1), "split": split.get("value", "?")}
+                "web ms/job": run["web_ms"] / max(done, 1), "pg ms/job": run["pg_ms"] / max(done, 1),
+                "web ms/req": run["web_ms"] / max(requests_sent, 1), "split": run["split"]}
     finally:
         os.killpg(web.pid, 15)
         web.wait(20)
