@@ -171,8 +171,9 @@ def test_events_published_while_the_server_lost_redis_reach_the_socket_after_it_
     # the RQ workers', nor other runs' on the same server): they reconnect a second later, so this
     # event is published to nobody and exists only in the database meanwhile.
     control = redis.Redis.from_url(redis_url)
+    run_db = control.connection_pool.connection_kwargs["db"]
     ours = [c["id"] for c in control.client_list(_type="pubsub")
-            if c["name"].startswith("conveyor:") and int(c["db"]) == control.connection_pool.connection_kwargs["db"]]
+            if c["name"].startswith("conveyor:") and int(c["db"]) == run_db]
     assert ours, "no listener to cut"
     for client_id in ours:
         control.client_kill_filter(_id=client_id)
