@@ -18,6 +18,7 @@ def create_app(overrides: dict | None = None, env: dict | None = None) -> Flask:
     register_request_hooks(app)
     dbsetup.register(app)
     register_extensions(app)
+    dbsetup.writers_take_turns(app)  # gevent on SQLite: greenlets wait for the write lock on the hub
     register_blueprints(app)
     register_error_handlers(app)
     register_commands(app)

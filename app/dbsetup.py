@@ -4,10 +4,13 @@ SQLAlchemy's pysqlite driver defers BEGIN and cannot say BEGIN IMMEDIATE; its do
 to turn the driver's transaction handling off and emit BEGIN ourselves, which is what this does.
 """
 import sqlite3
+import sys
+import threading
+import weakref
 from contextlib import contextmanager
 from contextvars import ContextVar
 
-from sqlalchemy import event
+from sqlalchemy import event, exc
 from sqlalchemy.engine import Engine
 
 _begin_mode: ContextVar[str] = ContextVar("sqlite_begin_mode", default="")
@@ -15,6 +18,7 @@ _begin_mode: ContextVar[str] = ContextVar("sqlite_begin_mode", default="")
 # once with "database is locked" whatever the busy timeout. So web requests that may write (an unsafe
 # method) take the lock at BEGIN (`register`); worker code that reads then writes uses `immediate()`.
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+BUSY_TIMEOUT_S = 30
 
 
 @event.listens_for(Engine, "connect")
@@ -24,7 +28,7 @@ def _configure_sqlite(dbapi_connection, connection_record):
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")      # readers do not block the writer
-    cursor.execute("PRAGMA busy_timeout=30000")    # writers queue instead of failing at once
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_S * 1000}")  # writers queue instead of failing at once
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
@@ -32,8 +36,69 @@ def _configure_sqlite(dbapi_connection, connection_record):
 
 @event.listens_for(Engine, "begin")
 def _begin_sqlite(conn):
-    if conn.dialect.name == "sqlite":
-        conn.exec_driver_sql(f"BEGIN {_begin_mode.get()}".strip())
+    if conn.dialect.name != "sqlite":
+        return
+    mode = _begin_mode.get()
+    writer = _green_writers.get(conn.engine) if mode and _green_writers else None
+    if writer is not None:
+        writer.take(conn, f"BEGIN {mode}")
+    try:
+        conn.exec_driver_sql(f"BEGIN {mode}".strip())
+    except BaseException:
+        if writer is not None:
+            writer.give(conn)
+        raise
+
+
+class GreenWriter:
+    """Under gevent, the greenlets of one process wait for SQLite's write lock in turn, on the hub.
+
+    SQLite waits out a busy lock inside C (busy_timeout), and that wait does not yield to gevent: a
+    greenlet waiting there stops its whole process, the greenlet that holds the lock and is sending to
+    Redis among them. Nothing moves until the wait gives up with "database is locked" after
+    BUSY_TIMEOUT_S — seen as web workers frozen for 30-60 s by a few concurrent submissions. So a
+    greenlet takes this lock before it writes and keeps it until its transaction ends: at most one
+    greenlet per process then waits in C, and only for another process's writer. One per engine."""
+
+    KEY = "conveyor_green_writer"
+
+    def __init__(self):
+        self.lock = threading.Lock()  # a greenlet lock: gevent has patched threading
+
+    def take(self, conn, statement: str) -> None:
+        if conn.info.get(self.KEY):
+            return
+        if not self.lock.acquire(timeout=BUSY_TIMEOUT_S):
+            raise exc.OperationalError(statement, None, sqlite3.OperationalError("database is locked"))
+        conn.info[self.KEY] = True
+
+    def give(self, conn_or_record) -> None:
+        if conn_or_record is not None and conn_or_record.info.pop(self.KEY, False):
+            self.lock.release()
+
+    def before_execute(self, conn, cursor, statement, parameters, context, executemany):
+        # A deferred (read) transaction that writes: its first write waits for the lock too.
+        if statement.lstrip()[:7].upper().startswith(_WRITES):
+            self.take(conn, statement)
+
+    def listen(self, engine) -> None:
+        event.listen(engine, "before_cursor_execute", self.before_execute)
+        # Given back just before COMMIT runs; gevent wakes the next writer from its loop, once this
+        # greenlet yields, which is after COMMIT.
+        event.listen(engine, "commit", self.give)
+        event.listen(engine, "rollback", self.give)
+        # A connection returned or dropped mid-transaction (a killed greenlet) must not keep the lock.
+        event.listen(engine.pool, "checkin", lambda dbapi_conn, record: self.give(record))
+        event.listen(engine.pool, "invalidate", lambda dbapi_conn, record, error: self.give(record))
+
+
+_WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE", "CREATE", "DROP", "ALTER")
+_green_writers: "weakref.WeakKeyDictionary[Engine, GreenWriter]" = weakref.WeakKeyDictionary()
+
+
+def _gevent_patched() -> bool:
+    monkey = sys.modules.get("gevent.monkey")
+    return monkey is not None and monkey.is_module_patched("threading")
 
 
 def register(app) -> None:
@@ -63,6 +128,20 @@ def register(app) -> None:
                 _begin_mode.reset(token)
             except ValueError:  # torn down in another context: no request-level mode may leak
                 _begin_mode.set("")
+
+
+def writers_take_turns(app) -> None:
+    """In a gevent-patched process on SQLite, writers wait on the hub (GreenWriter); call after the
+    database extension is set up."""
+    if not app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite") or not _gevent_patched():
+        return
+    from app.extensions import db
+
+    with app.app_context():
+        engine = db.engine
+    if engine not in _green_writers:
+        _green_writers[engine] = writer = GreenWriter()
+        writer.listen(engine)
 
 
 def dialect() -> str:
