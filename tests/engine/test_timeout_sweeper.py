@@ -1,12 +1,10 @@
 """Timed-out jobs are released by the RQ worker's sweeper, with nobody polling for them."""
-import time
 
 import pytest
 
 from app.extensions import db
 from tests.engine.helpers import Api, one_task
 from tests.support import wait_until
-
 
 
 @pytest.mark.slow
@@ -40,8 +38,10 @@ def test_the_worker_process_releases_a_timed_out_job_so_get_and_stats_show_it(cl
     assert actions == ["JOB_CREATED", "JOB_ACTIVATED", "JOB_TIMED_OUT", "JOB_ACTIVATED", "JOB_COMPLETED"]
 
 
-def test_the_sweep_reads_only_jobs_in_flight_however_large_the_backlog(app):
+def test_the_sweep_reads_only_jobs_in_flight_however_large_the_backlog(app, monkeypatch):
     """The sweep runs every second in every RQ worker: it must not read the activatable backlog."""
+    from datetime import timedelta
+
     from psycopg import sql as psycopg_sql
     from sqlalchemy import text
 
@@ -51,10 +51,13 @@ def test_the_sweep_reads_only_jobs_in_flight_however_large_the_backlog(app):
     deploy.deploy(tenant="t", xml=one_task("p", "work"))
     for _ in range(400):
         instances.start(tenant="t", process_id="p")
-    jobs, _ = activation.activate_now(tenant="t", job_type="work", worker="w", max_jobs=3, timeout_ms=1)
-    time.sleep(0.01)
+    # Ten minutes, and this sweep looks from eleven minutes on: the session's RQ worker, sweeping this
+    # database every second, must not release them first.
+    jobs, _ = activation.activate_now(tenant="t", job_type="work", worker="w", max_jobs=3, timeout_ms=600_000)
     db.session.execute(text("ANALYZE engine_jobs" if db.engine.dialect.name == "postgresql" else "ANALYZE"))
     db.session.commit()
+    real_utcnow = clock.utcnow
+    monkeypatch.setattr(clock, "utcnow", lambda: real_utcnow() + timedelta(minutes=11))
 
     assert sweeper.sweep_timeouts() == 3  # the three past their deadline, none of the 397 waiting
     conn = db.session.connection()
