@@ -128,15 +128,12 @@ def _commit_together(requests: list[Completion]) -> list:
     outcomes: list = [None] * len(requests)
     with tx.write():
         conn = db.session.connection()
-        raw = conn.connection.driver_connection
         now = clock.utcnow()
         params = {"now": now}
         for i, request in enumerate(requests):
             params.update({f"k{i}": request.key, f"t{i}": request.tenant, f"w{i}": request.worker,
                            f"r{i}": request.result})
-        with raw.pipeline():  # psycopg's BEGIN goes out with the claim: one round trip
-            claim = _cached(_CLAIMS, _claim_many, len(requests)).execute(conn, params)
-        claimed = {row.idx: row for row in claim}
+        claimed = {row.idx: row for row in _cached(_CLAIMS, _claim_many, len(requests)).execute(conn, params)}
         instances: dict[str, InstanceState] = {}
         rows: dict = {}
         for i, request in enumerate(requests):
@@ -160,12 +157,8 @@ def _commit_together(requests: list[Completion]) -> list:
             for i, inst in enumerate(instances.values()):
                 saves.update({f"ik{i}": inst.key, f"v{i}": inst.variables, f"n{i}": inst.active_tokens,
                               f"s{i}": inst.state, f"e{i}": inst.ended_at})
-            with raw.pipeline():  # the write and COMMIT: one round trip
-                batch.write(conn, list(rows.items()), main=_cached(_SAVES, _save_instances, len(instances)),
-                            main_name=f"complete-{len(instances)}", params=saves)
-                # SQLAlchemy's own commit, at the end of the block, then finds the connection idle and
-                # sends nothing.
-                raw.execute("COMMIT")
+            batch.write(conn, list(rows.items()), main=_cached(_SAVES, _save_instances, len(instances)),
+                        main_name=f"complete-{len(instances)}", params=saves)
     return outcomes
 
 
