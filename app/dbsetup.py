@@ -6,6 +6,7 @@ to turn the driver's transaction handling off and emit BEGIN ourselves, which is
 import sqlite3
 import sys
 import threading
+import time
 import weakref
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -41,13 +42,9 @@ def _begin_sqlite(conn):
     mode = _begin_mode.get()
     writer = _green_writers.get(conn.engine) if mode and _green_writers else None
     if writer is not None:
-        writer.take(conn, f"BEGIN {mode}")
-    try:
+        writer.begin(conn, f"BEGIN {mode}")
+    else:
         conn.exec_driver_sql(f"BEGIN {mode}".strip())
-    except BaseException:
-        if writer is not None:
-            writer.give(conn)
-        raise
 
 
 class GreenWriter:
@@ -57,20 +54,33 @@ class GreenWriter:
     greenlet waiting there stops its whole process, the greenlet that holds the lock and is sending to
     Redis among them. Nothing moves until the wait gives up with "database is locked" after
     BUSY_TIMEOUT_S — seen as web workers frozen for 30-60 s by a few concurrent submissions. So a
-    greenlet takes this lock before it writes and keeps it until its transaction ends: at most one
-    greenlet per process then waits in C, and only for another process's writer. One per engine."""
+    greenlet takes this lock before it writes and keeps it until its transaction ends. A writer in
+    another process (an RQ job's transaction) would still freeze this one for as long as it writes:
+    so BEGIN IMMEDIATE is tried without SQLite's wait, and retried after sleeping on the hub. (The
+    first write of a deferred transaction still waits in C; web requests that write begin IMMEDIATE.)
+    One per engine."""
 
     KEY = "conveyor_green_writer"
 
     def __init__(self):
         self.lock = threading.Lock()  # a greenlet lock: gevent has patched threading
 
-    def take(self, conn, statement: str) -> None:
+    def take(self, conn, statement: str, timeout: float = BUSY_TIMEOUT_S) -> None:
         if conn.info.get(self.KEY):
             return
-        if not self.lock.acquire(timeout=BUSY_TIMEOUT_S):
+        if not self.lock.acquire(timeout=max(0.0, timeout)):
             raise exc.OperationalError(statement, None, sqlite3.OperationalError("database is locked"))
         conn.info[self.KEY] = True
+
+    def begin(self, conn, statement: str) -> None:
+        """This process's turn, then the database's write lock, both waited for on the hub."""
+        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        self.take(conn, statement, deadline - time.monotonic())
+        try:
+            _lock_database(conn.connection.dbapi_connection, statement, deadline)
+        except BaseException:
+            self.give(conn)
+            raise
 
     def give(self, conn_or_record) -> None:
         if conn_or_record is not None and conn_or_record.info.pop(self.KEY, False):
@@ -90,6 +100,25 @@ class GreenWriter:
         # A connection returned or dropped mid-transaction (a killed greenlet) must not keep the lock.
         event.listen(engine.pool, "checkin", lambda dbapi_conn, record: self.give(record))
         event.listen(engine.pool, "invalidate", lambda dbapi_conn, record, error: self.give(record))
+
+
+def _lock_database(raw: sqlite3.Connection, statement: str, deadline: float) -> None:
+    from gevent import sleep
+
+    pause = 0.001
+    raw.execute("PRAGMA busy_timeout=0")  # SQLITE_BUSY at once rather than a wait in C
+    try:
+        while True:
+            try:
+                raw.execute(statement)
+                return
+            except sqlite3.OperationalError as error:
+                if error.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() >= deadline:
+                    raise exc.OperationalError(statement, None, error) from error
+            sleep(pause)
+            pause = min(pause * 2, 0.05)
+    finally:
+        raw.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_S * 1000}")
 
 
 _WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE", "CREATE", "DROP", "ALTER")

@@ -1,6 +1,7 @@
 """/submit-job, /jobs and the whole path: a real RQ worker runs the job; socket and webhook hear it."""
 import json
 import socket
+import sqlite3
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -113,6 +114,32 @@ def test_concurrent_submissions_all_answer_promptly(live_server, signed_in):
         answers = [answer for client_answers in pool.map(submit_five, range(8)) for answer in client_answers]
     assert [status for status, _ in answers] == [202] * 40
     assert max(seconds for _, seconds in answers) < 10
+
+
+def test_a_writer_in_another_process_does_not_freeze_the_web_worker(live_server, database_url, signed_in):
+    """Another process (an RQ job's transaction) holds SQLite's write lock while a submission arrives:
+    the submission waits for it, and the worker goes on answering meanwhile. It used to wait inside
+    SQLite's C code, where gevent cannot switch: /healthz stalled for as long as the lock was held."""
+    if not database_url.startswith("sqlite"):
+        pytest.skip("SQLite's database-wide write lock is the subject")
+    _, token = signed_in("a@example.com")
+    holder = sqlite3.connect(database_url.removeprefix("sqlite:///"), isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    with ThreadPoolExecutor(1) as pool:
+        submitted = pool.submit(requests.post, live_server + "/submit-job", headers=auth(token), timeout=20,
+                                json={"name": "dataProcessing", "data": {"steps": 1, "stepMs": 0}})
+        probes, held_until = [], time.monotonic() + 1.5
+        with requests.Session() as session:
+            while time.monotonic() < held_until:
+                started = time.monotonic()
+                assert session.get(live_server + "/healthz", timeout=20).status_code == 200
+                probes.append(time.monotonic() - started)
+                time.sleep(0.02)
+        assert not submitted.done(), "the submission did not wait for the write lock"
+        holder.execute("COMMIT")
+        holder.close()
+        assert submitted.result().status_code == 202
+    assert len(probes) > 10 and max(probes) < 0.5, probes
 
 
 def test_oversized_job_data_is_refused(client, signed_in):
