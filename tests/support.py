@@ -1,6 +1,7 @@
 """Real services for the test suite: Redis, SQLite, PostgreSQL, and processes started as the Procfile does."""
 import os
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
@@ -142,14 +143,21 @@ def service_env(database_url, redis_url, **extra) -> dict:
     return env
 
 
+# A service process outliving its test run (killed by a timeout, or Ctrl-C twice) would go on working
+# the run's Redis db and database, which the next run takes again. util-linux's setpriv asks the
+# kernel to kill it when the run dies; without setpriv, only stop() ends it.
+_DIE_WITH_RUN = ["setpriv", "--pdeathsig", "KILL"] if shutil.which("setpriv") else []
+
+
 class Process:
-    """A service process started as the Procfile would, with its output kept for failure reports."""
+    """A service process started as the Procfile would, with its output kept for failure reports.
+    Start it from the run's main thread: the kernel's parent-death signal follows the starting thread."""
 
     def __init__(self, args, env, log_path):
         self.log_path = log_path
         self.log = open(log_path, "wb")
-        self.proc = subprocess.Popen(args, env=env, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(_DIE_WITH_RUN + list(args), env=env, cwd=ROOT, stdout=self.log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
 
     def output(self) -> str:
         self.log.flush()
