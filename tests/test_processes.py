@@ -138,3 +138,61 @@ def test_a_work_horse_forked_while_a_worker_thread_is_inside_sqlalchemy_can_stil
     out = subprocess.run([sys.executable, "-c", _FORK_WHILE_A_THREAD_CONFIGURES, f"sqlite:///{tmp_path}/fork.db",
                           redis_url], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and out.stdout.strip() == "child queried", out.stdout + out.stderr
+
+
+_GREENLETS_WRITING_TO_SQLITE = """
+from gevent import monkey
+monkey.patch_all()
+import sys, time
+import gevent
+from sqlalchemy import text
+from app import create_app, dbsetup
+from app.extensions import db
+
+dbsetup.BUSY_TIMEOUT_S = 3  # a frozen process shows in seconds, not in half a minute
+app = create_app(env={"DATABASE_URL": sys.argv[1], "REDIS_URL": sys.argv[2], "LOG_LEVEL": "WARNING"})
+with app.app_context():
+    db.session.execute(text("CREATE TABLE t (n INTEGER)"))
+    db.session.commit()
+
+
+def write(n, pause=0.0):
+    with app.app_context(), dbsetup.immediate():
+        db.session.execute(text("INSERT INTO t VALUES (:n)"), {"n": n})
+        gevent.sleep(pause)  # mid-transaction, as a request sending to Redis
+        db.session.commit()
+
+
+def timed(n):
+    started = time.monotonic()
+    try:
+        write(n)
+        return f"wrote after {time.monotonic() - started:.1f} s"
+    except Exception as exc:
+        return f"failed after {time.monotonic() - started:.1f} s: {type(exc).__name__}"
+
+
+holder = gevent.spawn(write, 1, 1.0)
+gevent.sleep(0.1)
+print("waiting writer", timed(2), "| holder", "committed" if holder.get(timeout=10) is None else "?")
+killed = gevent.spawn(write, 3, 60)
+gevent.sleep(0.1)
+killed.kill()
+print("after a killed writer", timed(4))
+with app.app_context():
+    print("rows", sorted(n for (n,) in db.session.execute(text("SELECT n FROM t"))))
+"""
+
+
+def test_greenlets_take_turns_for_sqlites_write_lock(tmp_path, redis_url):
+    # Under gevent, a greenlet waiting inside SQLite's C busy wait froze its process, the greenlet
+    # holding the lock with it, until the busy timeout: the web worker stood still for 30-60 s.
+    out = subprocess.run([sys.executable, "-c", _GREENLETS_WRITING_TO_SQLITE, f"sqlite:///{tmp_path}/green.db",
+                          redis_url], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    lines = out.stdout.splitlines()
+    assert out.returncode == 0 and len(lines) == 3, out.stdout + out.stderr
+    waiting, after_kill, rows = lines
+    # The holder sleeps 1 s inside its transaction; the busy timeout is 3 s.
+    assert re.fullmatch(r"waiting writer wrote after (0\.[7-9]|1\.\d|2\.[0-4]) s \| holder committed", waiting), waiting
+    assert re.fullmatch(r"after a killed writer wrote after (0|1)\.\d s", after_kill), after_kill
+    assert rows == "rows [1, 2, 4]", rows
