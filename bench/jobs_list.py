@@ -139,7 +139,8 @@ def named(sql: str, params: dict) -> tuple[str, dict]:
     return sql, params
 
 
-def prepare(db_url, redis_url, jobs):
+def prepare(db_url, redis_url, jobs, revision="heads"):
+    """Migrate to `revision` (engine_jobs has had its columns since 0002), deploy, seed."""
     from flask_migrate import upgrade
 
     from app import create_app
@@ -150,7 +151,7 @@ def prepare(db_url, redis_url, jobs):
     app = create_app(env={"DATABASE_URL": db_url, "REDIS_URL": redis_url, "LOG_LEVEL": "WARNING"})
     pks = {}
     with app.app_context():
-        upgrade(revision="heads")
+        upgrade(revision=revision)
         _, key = service.create_key(name="bench", permissions="job,process", tenant=TENANT)
         for process_id, types in PROCESSES.items():
             steps = "".join(task(f"t{k + 1}", t) for k, t in enumerate(types))
