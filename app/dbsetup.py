@@ -4,7 +4,6 @@ SQLAlchemy's pysqlite driver defers BEGIN and cannot say BEGIN IMMEDIATE; its do
 to turn the driver's transaction handling off and emit BEGIN ourselves, which is what this does.
 """
 import sqlite3
-import sys
 import threading
 import time
 import weakref
@@ -125,11 +124,6 @@ _WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE", "CREATE", "DROP", "ALTER")
 _green_writers: "weakref.WeakKeyDictionary[Engine, GreenWriter]" = weakref.WeakKeyDictionary()
 
 
-def _gevent_patched() -> bool:
-    monkey = sys.modules.get("gevent.monkey")
-    return monkey is not None and monkey.is_module_patched("threading")
-
-
 def register(app) -> None:
     from flask import g, request
 
@@ -162,10 +156,11 @@ def register(app) -> None:
 def writers_take_turns(app) -> None:
     """In a gevent-patched process on SQLite, writers wait on the hub (GreenWriter); call after the
     database extension is set up."""
-    if not app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite") or not _gevent_patched():
-        return
     from app.extensions import db
+    from app.green_wait import gevent_patched
 
+    if not app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite") or not gevent_patched("threading"):
+        return
     with app.app_context():
         engine = db.engine
     if engine not in _green_writers:

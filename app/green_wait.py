@@ -41,11 +41,16 @@ def wait_on_hub(gen, fileno: int, interval: float | None = None):
         return done.value
 
 
+def gevent_patched(module: str) -> bool:
+    """Has gevent monkey-patched `module` in this process (gunicorn's gevent workers)?"""
+    monkey = sys.modules.get("gevent.monkey")
+    return monkey is not None and monkey.is_module_patched(module)
+
+
 def install() -> bool:
     """Use `wait_on_hub` if gevent has patched `select` in this process; True if it did."""
     global _get_hub
-    monkey = sys.modules.get("gevent.monkey")
-    if monkey is None or not monkey.is_module_patched("select"):
+    if not gevent_patched("select"):
         return False
     from gevent import get_hub
     from psycopg import waiting
