@@ -2,8 +2,9 @@
 least_connections.LeastConnectionsWorker (the Procfile's), in one run.
 
 Both servers run side by side. Each round runs wrk (8 connections, /healthz) for one second on one
-and then the other, and reads, half-way through, how many connections each web process holds (`ss`). Prints the splits seen for each worker class, the share
-of rounds split evenly, and /healthz req/s of each (the balancing costs nothing per request).
+and then the other, and reads, half-way through, how many connections each web process holds (`ss`).
+Prints the splits seen for each worker class, the share of rounds split evenly, and /healthz req/s
+of each (the balancing costs nothing per request).
 
     .venv/bin/python bench/connection_split.py [--rounds 30] [--connections 8]
 
