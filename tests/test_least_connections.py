@@ -148,8 +148,8 @@ def test_a_replaced_worker_takes_the_new_connections(two_workers):
         victim, survivor = _workers(master)
         survivor_held = _split(master, port)[survivor]
         os.kill(victim, signal.SIGKILL)
-        replacement = support.wait_until(
-            lambda: next((p for p in _workers(master) if p not in (victim, survivor)), None), what="a replacement worker")
+        replacement = support.wait_until(lambda: next((p for p in _workers(master) if p not in (victim, survivor)),
+                                                      None), what="a replacement worker")
         support.wait_until(lambda: f"[{replacement}] [INFO] Accepting connections" in proc.output(), seconds=30,
                            what="the replacement accepting")
         conns += [_connect(port) for _ in range(survivor_held)]
