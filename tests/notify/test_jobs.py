@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 import requests
 
-from app import clock
+from app import clock, dbsetup
 from app.extensions import db
 from app.notify import signing
 
@@ -24,9 +24,12 @@ def add_job(user_id, status, created_offset_s=0, **fields):
     now = clock.utcnow() - timedelta(seconds=created_offset_s)
     job = Job(id=str(uuid.uuid4()), type="dataProcessing", status=status, progress=fields.pop("progress", 0),
               params={}, attempts=0, created_at=now, created_by=user_id, cancel_requested=False, **fields)
-    db.session.add(job)
-    db.session.commit()
-    return job.id
+    # A write transaction of its own: on SQLite, an INSERT continuing a read the session left open
+    # (reading `user.id`, say) fails at once if the session's RQ worker wrote in between.
+    job_id = job.id  # read now: after the commit it would be reloaded, opening another read
+    with dbsetup.write(db.session):
+        db.session.add(job)
+    return job_id
 
 
 def test_an_unknown_job_name_answers_400_listing_the_known_ones(client, signed_in):
@@ -42,12 +45,12 @@ def test_polling_shows_the_spec_shape_and_maps_every_status(client, signed_in):
     ids = {status: add_job(user.id, status, created_offset_s=i) for i, status in
            enumerate(("Queued", "Running", "Completed", "Failed", "Cancelled"))}
     delayed = add_job(user.id, "Queued", created_offset_s=10, retry_at=clock.utcnow() + timedelta(seconds=30))
-    db.session.rollback()
     from app.projects.models import Job
-    done = db.session.get(Job, ids["Completed"])
-    done.result, done.progress, done.started_at, done.completed_at = {"rows": 5}, 100, clock.utcnow(), clock.utcnow()
-    db.session.get(Job, ids["Failed"]).error = "disk full"
-    db.session.commit()
+    with dbsetup.write(db.session):
+        done = db.session.get(Job, ids["Completed"])
+        done.result, done.progress = {"rows": 5}, 100
+        done.started_at = done.completed_at = clock.utcnow()
+        db.session.get(Job, ids["Failed"]).error = "disk full"
     get = lambda job_id: client.get(f"/jobs/{job_id}", headers=auth(token)).get_json()  # noqa: E731
     body = get(ids["Completed"])
     assert set(body) == {"id", "name", "state", "progress", "result", "failedReason", "timestamp"}
