@@ -10,6 +10,7 @@ import threading
 import time
 
 from app.extensions import scoped_channel
+from app.notify.publisher import messages_in
 
 log = logging.getLogger("conveyor.redis_listener")
 
@@ -31,7 +32,8 @@ def _listen(redis_url, channel, on_message, on_subscribed, on_lost, name) -> Non
             on_subscribed()
             hearing = True
             for message in pubsub.listen():
-                on_message(message.get("data"))
+                for data in messages_in(message.get("data")):
+                    on_message(data)
         except Exception:  # Redis went away: keep trying
             on_lost()
             if hearing or not warned:  # once per outage, not every second of it

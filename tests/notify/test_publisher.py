@@ -5,7 +5,7 @@ import time
 import redis
 
 from app.extensions import scoped_channel
-from app.notify.publisher import Publisher
+from app.notify.publisher import Publisher, messages_in
 
 
 def _listen(url, channel):
@@ -15,12 +15,16 @@ def _listen(url, channel):
     return client, pubsub
 
 
-def _received(pubsub, count, seconds=5):
+def _received(pubsub, count, seconds=5, deliveries=None):
+    """`count` messages as subscribers read them (a PUBLISH carries one or more); `deliveries`, if
+    given, gets how many PUBLISHes carried them."""
     got, deadline = [], time.monotonic() + seconds
     while len(got) < count and time.monotonic() < deadline:
         message = pubsub.get_message(timeout=0.1)
         if message:
-            got.append(message["data"].decode())
+            got.extend(m.decode() for m in messages_in(message["data"]))
+            if deliveries is not None:
+                deliveries.append(message["channel"].decode())
     return got
 
 
@@ -29,6 +33,19 @@ def test_by_default_messages_are_out_before_send_returns(redis_url):
     Publisher().send(client, [("conveyor:test-publisher-sync", "one"), ("conveyor:test-publisher-sync", "two")])
     # Already on the server: nothing of ours runs after send() returned.
     assert _received(pubsub, 2, seconds=1) == ["one", "two"]
+
+
+def test_a_channel_s_messages_go_out_in_one_publish_in_their_order(redis_url):
+    events, wake = "conveyor:test-publisher-events", "conveyor:test-publisher-wake"
+    client, pubsub = _listen(redis_url, events)
+    pubsub.subscribe(scoped_channel(client, wake))
+    messages = [(events, '{"n":1}'), (wake, '{"w":1}'), (events, '{"n":2,"s":"a\\nb"}'), (events, '{"n":3}')]
+    Publisher().send(client, messages)
+    deliveries = []
+    got = _received(pubsub, 4, seconds=1, deliveries=deliveries)
+    assert [m for m in got if m.startswith('{"n"')] == ['{"n":1}', '{"n":2,"s":"a\\nb"}', '{"n":3}']
+    assert [m for m in got if m.startswith('{"w"')] == ['{"w":1}']
+    assert sorted(deliveries) == sorted([scoped_channel(client, events), scoped_channel(client, wake)])
 
 
 def test_the_background_sender_keeps_each_writer_s_order_and_loses_nothing(redis_url):

@@ -10,6 +10,7 @@ from app.engine import deploy, incidents, instances
 from app.engine.tx import EVENTS_CHANNEL
 from app.errors import AppError, ValidationError
 from app.extensions import get_redis, scoped_channel
+from app.notify.publisher import messages_in
 
 HEARTBEAT_SECONDS = 15
 
@@ -96,12 +97,13 @@ def worker_events():
                 if message is None:
                     yield ": keep-alive\n\n"
                     continue
-                try:
-                    event = json.loads(message["data"])
-                except ValueError:
-                    continue
-                if event.get("tenant") == tenant:
-                    yield f"event: engine\ndata: {json.dumps(event)}\n\n"
+                for data in messages_in(message["data"]):
+                    try:
+                        event = json.loads(data)
+                    except ValueError:
+                        continue
+                    if event.get("tenant") == tenant:
+                        yield f"event: engine\ndata: {json.dumps(event)}\n\n"
         finally:
             pubsub.close()
 
