@@ -4,7 +4,8 @@ Every engine use case runs in one `write()` block: on SQLite it takes the write 
 (a deferred transaction that reads and then writes can fail with SQLITE_BUSY when another
 writer got in between); on PostgreSQL rows are locked explicitly by the service.
 
-Two channels carry messages, both published only after the transaction commits:
+Two channels carry messages, both published only after the transaction commits (a PUBLISH may carry
+several, one per line: see `publisher.messages_in`):
 
 - `conveyor:engine` — one compact JSON object per job state change (the durable record is the
   job history row): `{"event": "job.completed", "job_key", "job_type", "tenant",

@@ -3,7 +3,8 @@
 Sending a completion's events cost a Redis round trip on the request's own time (about 5 % of a
 completion's CPU). In gunicorn's web workers (`gunicorn.conf.py` turns it on) requests hand their
 messages to one sender per process (a greenlet under gevent) that sends whatever has queued in one
-pipeline: under load many requests share a round trip. Order is kept: one queue, one sender.
+pipeline: under load many requests share a round trip, and a channel's messages share one PUBLISH.
+Order is kept: one queue, one sender.
 Everywhere else (RQ work horses, which end with `os._exit`; CLI commands; tests through the test
 client) messages go out before `send` returns, so nothing waits in a queue that may never drain.
 Messages still queued when a web worker exits are sent by an `atexit` hook; those that Redis never
