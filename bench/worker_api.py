@@ -74,9 +74,10 @@ def run_wrk(args, env=None) -> tuple[str, float]:
 def connection_split(base: str) -> str:
     """How the load generator's connections are spread over the web worker processes, e.g. "5:3".
 
-    gunicorn's workers take connections from one listening socket, whoever accepts first: a few
-    keep-alive connections can land unevenly, and a process holding most of them caps the run at
-    one core, whatever the code does. Runs are only comparable with their split beside them."""
+    Plain gunicorn workers take connections from one listening socket, whoever accepts first, and a
+    few keep-alive connections land unevenly: a process holding most of them caps the run at one
+    core, whatever the code does. The Procfile's worker balances them (least_connections.py), so
+    anything but an even split here is worth a look."""
     port = base.rsplit(":", 1)[1]
     out = subprocess.run(["ss", "-tnpH", "state", "established", f"( sport = :{port} )"], capture_output=True,
                          text=True).stdout
