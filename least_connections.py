@@ -137,7 +137,8 @@ class LeastConnectionsWorker(GeventWorker):
         super().run()
 
     def server_class(self, listener, *, spawn, application, log, handler_class, environ, **ssl_args):
-        """GeventWorker.run() builds each listener's server through this hook; it would otherwise
-        build gevent's pywsgi server, not gunicorn's own HTTP handling that `handle` keeps here."""
+        """GeventWorker.run() builds each listener's server through this hook when it is set (else a
+        plain StreamServer). The WSGI arguments are meant for gevent's pywsgi server and go unused:
+        gunicorn's own HTTP handling (`handle`) serves each connection, as in the plain worker."""
         return BalancedServer(self.connection_board, self.connection_seat, listener,
                               handle=partial(self.handle, listener), spawn=spawn, **ssl_args)

@@ -62,14 +62,14 @@ def _send(client, messages: list[tuple[str, str]]) -> None:
     by_channel: dict[str, list[str]] = {}
     for channel, message in messages:
         by_channel.setdefault(channel, []).append(message)
+    publishes = [(scoped_channel(client, channel), "\n".join(lines)) for channel, lines in by_channel.items()]
     try:
-        if len(by_channel) == 1:
-            channel, lines = by_channel.popitem()
-            client.publish(scoped_channel(client, channel), "\n".join(lines))
+        if len(publishes) == 1:  # the usual case: no pipeline to build
+            client.publish(*publishes[0])
             return
         pipe = client.pipeline(transaction=False)
-        for channel, lines in by_channel.items():
-            pipe.publish(scoped_channel(client, channel), "\n".join(lines))
+        for channel, data in publishes:
+            pipe.publish(channel, data)
         pipe.execute()
     except Exception:  # the database holds the truth; readers recover missed events from it
         log.exception("publishing %d message(s) failed", len(messages))
