@@ -184,14 +184,15 @@ def _move_on(request: Completion, job, inst: InstanceState, move: Movement, now,
     """Merge the result, move the token on from the task, record the history row and the event;
     returns the answer. `open_element`: the task's element instance, if the claim did not close it."""
     changes = merge_variables(inst, request.result)
+    # Events in causal order: the job, then what moving on did (the instance may complete).
+    tx.job_event("job.completed", job_key=request.key, job_type=job.type, tenant=request.tenant,
+                 instance_key=inst.key, worker=job.worker)
     move.complete_task(job.element_id, job.token_id, open_element)
     total = clock.ms_between(job.activated_at, now)
     overhead = min(total, max(0, clock.ms_between(request.received_at or now, now)))
     move.history(request.key, "JOB_COMPLETED", worker=job.worker, attempt=job.attempts, details={
         "details": "Job completed successfully", "system_overhead_ms": overhead,
         "result_summary": {"variables_added": len(changes["added"]), "processing_time_ms": total - overhead}})
-    tx.job_event("job.completed", job_key=request.key, job_type=job.type, tenant=request.tenant,
-                 instance_key=inst.key, worker=job.worker)
     return {
         "job_key": request.key, "status": "COMPLETED", "completed_at": clock.iso(now), "completed_by": job.worker,
         "execution_summary": {"started_at": clock.iso(job.activated_at), "total_duration_ms": total,

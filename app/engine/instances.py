@@ -20,6 +20,9 @@ def start(*, tenant: str, process_id: str, version: int | None = None, variables
                              process_id=process.process_id, version=process.version, state="ACTIVE",
                              variables=dict(variables or {}), active_tokens=1, created_at=now)
         move = Movement(inst, defn, now, insert_instance=True)
+        # Events in causal order: the instance, then what its start created.
+        tx.instance_event("process_instance.created", tenant=tenant, instance_key=inst.key,
+                          process_id=process.process_id, version=process.version)
         move.start()
         conn = db.session.connection()
         if tx.is_postgres():  # the instance and every new row in one statement
@@ -30,8 +33,6 @@ def start(*, tenant: str, process_id: str, version: int | None = None, variables
             conn.execute(update(Instance).where(Instance.key == inst.key).values(
                 active_tokens=inst.active_tokens, state=inst.state, ended_at=inst.ended_at))
         move.announce_jobs()
-        tx.instance_event("process_instance.created", tenant=tenant, instance_key=inst.key,
-                          process_id=process.process_id, version=process.version)
         result = summary(inst)
         result["next_activities"] = move.next_activities
     return result

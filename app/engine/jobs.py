@@ -155,6 +155,9 @@ def throw_error(*, tenant: str, key: str, error_code: str, error_message: str | 
         db.session.add(JobHistory(job_key=key, at=now, action="JOB_ERROR_THROWN", worker=job.worker,
                                   attempt=job.attempts, error=message,
                                   details={"error_code": error_code, "caught_by": boundary.id if boundary else None}))
+        # Events in causal order: the job, then where the error led (a boundary event or an incident).
+        tx.job_event("job.error_thrown", job_key=key, job_type=job.type, tenant=tenant, instance_key=inst.key,
+                     worker=job.worker, error_code=error_code)
         if boundary is not None:
             move.catch_error(job, boundary)
             move.announce_jobs()
@@ -163,8 +166,6 @@ def throw_error(*, tenant: str, key: str, error_code: str, error_message: str | 
                           f"No error boundary event catches error code '{error_code}'"
                           + (f": {message}" if message else ""), job=job, error_code=error_code)
         move.flush()
-        tx.job_event("job.error_thrown", job_key=key, job_type=job.type, tenant=tenant, instance_key=inst.key,
-                     worker=job.worker, error_code=error_code)
         answer = {"job_key": key, "status": "ERROR_THROWN", "error_code": error_code, "error_message": message,
                   "caught": boundary is not None,
                   "boundary_event": ({"element_id": boundary.id, "element_name": boundary.name}

@@ -10,6 +10,8 @@ several, one per line: see `publisher.messages_in`):
 - `conveyor:engine` — one compact JSON object per job state change (the durable record is the
   job history row): `{"event": "job.completed", "job_key", "job_type", "tenant",
   "process_instance_id", "worker", "at"}`; instance events use `process_instance_id` only.
+  Live news only: a web process that found nobody subscribed skips them for a moment
+  (`publisher.heard`, 50 ms), so a new subscriber hears every process within that time.
 - `conveyor:engine:wake` — "jobs of this type are activatable (from `at_ms`)":
   `{"tenant", "job_type", "count", "at_ms"}`; only long-polling web processes listen to it.
 """
@@ -18,6 +20,7 @@ import json
 from app import clock, dbsetup
 from app.extensions import db
 from app.notify.events import publish_after_commit
+from app.notify.publisher import publisher
 
 EVENTS_CHANNEL = "conveyor:engine"
 WAKE_CHANNEL = "conveyor:engine:wake"
@@ -34,12 +37,16 @@ def write():
 
 def job_event(event: str, *, job_key: str, job_type: str, tenant: str, instance_key: str,
               worker: str | None = None, **extra) -> None:
+    if not publisher.heard(EVENTS_CHANNEL):
+        return
     message = {"event": event, "job_key": job_key, "job_type": job_type, "tenant": tenant,
                "process_instance_id": instance_key, "worker": worker, "at": clock.iso(clock.utcnow()), **extra}
     publish_after_commit(EVENTS_CHANNEL, json.dumps(message, separators=(",", ":")))
 
 
 def instance_event(event: str, *, tenant: str, instance_key: str, **extra) -> None:
+    if not publisher.heard(EVENTS_CHANNEL):
+        return
     message = {"event": event, "tenant": tenant, "process_instance_id": instance_key,
                "at": clock.iso(clock.utcnow()), **extra}
     publish_after_commit(EVENTS_CHANNEL, json.dumps(message, separators=(",", ":")))

@@ -5,7 +5,8 @@ import time
 import redis
 
 from app.extensions import scoped_channel
-from app.notify.publisher import Publisher, messages_in
+from app.notify.publisher import UNHEARD_RECHECK_SECONDS, Publisher, messages_in
+from tests.support import wait_until
 
 
 def _listen(url, channel):
@@ -76,3 +77,32 @@ def test_drain_sends_what_is_still_queued(redis_url):
     publisher.queue.put((client, [(channel, "left behind")]))  # queued, no sender running
     publisher.drain()
     assert _received(pubsub, 1, seconds=1) == ["left behind"]
+
+
+def test_a_channel_nobody_hears_counts_as_unheard_for_a_moment_then_is_tried_again(redis_url):
+    channel = "conveyor:test-publisher-unheard"
+    client = redis.Redis.from_url(redis_url)
+    publisher = Publisher()
+    publisher.background = True
+    assert publisher.recheck_seconds == UNHEARD_RECHECK_SECONDS <= 0.1  # what a new subscriber may miss
+    publisher.recheck_seconds = 0.5  # long enough to look at on a busy machine
+    sent = time.monotonic()
+    publisher.send(client, [(channel, "to nobody")])
+    wait_until(lambda: not publisher.heard(channel), seconds=0.5, interval=0.01,
+               what="the sender to find nobody subscribed")
+    assert publisher.heard("conveyor:test-publisher-other")  # only that channel
+    wait_until(lambda: publisher.heard(channel), seconds=5, interval=0.01, what="the channel to be tried again")
+    assert 0.5 <= time.monotonic() - sent < 1.5
+
+    _, pubsub = _listen(redis_url, channel)  # now someone listens: the next message reaches them...
+    publisher.send(client, [(channel, "heard")])
+    assert _received(pubsub, 1) == ["heard"]
+    time.sleep(0.05)
+    assert publisher.heard(channel)  # ...and the channel stays heard
+
+
+def test_messages_sent_at_once_never_mute_a_channel(redis_url):
+    channel = "conveyor:test-publisher-unheard-sync"
+    publisher = Publisher()
+    publisher.send(redis.Redis.from_url(redis_url), [(channel, "to nobody")])
+    assert publisher.heard(channel)  # CLI, RQ and the test client: no background sender, nothing skipped
