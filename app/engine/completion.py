@@ -8,12 +8,14 @@ other, and no lock cycle forms with cancel.
 
 On PostgreSQL completions are committed together (group commit, as databases do with their own
 log): in a web process, those that arrive while one transaction is being committed wait and go
-into the next one (`completion_queue.py`). A transaction for N completions costs the same four
-round trips as one (BEGIN, claim, write, COMMIT): one statement claims every job, closes the tasks'
-element instances and locks the instances in key order (so two such transactions never wait on
-each other in a cycle); the tokens move in memory from the cached parsed definitions, two jobs of
-one instance one after the other; one statement writes every new row (element instances, jobs,
-history: INSERT CTEs, batch.py) and every instance's new state. If anything fails, each completion
+into the next one (`completion_queue.py`), on a connection the committer holds, outside the ORM
+session (`tx.write_on`: a pool checkout and a session transaction cost more than a round trip).
+A transaction for N completions costs the same four round trips as one (BEGIN, claim, write,
+COMMIT): one statement claims every job, closes the tasks' element instances and locks the
+instances in key order (so two such transactions never wait on each other in a cycle); the tokens
+move in memory from the cached parsed definitions, two jobs of one instance one after the other;
+one statement writes every new row (element instances, jobs, history: INSERT CTEs, batch.py) and
+every instance's new state. If anything fails, each completion
 is retried in a transaction of its own, so one bad completion never fails another.
 On SQLite the `BEGIN IMMEDIATE` transaction serialises writers and each completion runs alone:
 `Movement.flush()` (an executemany per table) and an UPDATE.
@@ -113,21 +115,24 @@ def _cached(cache: dict, build, count: int):
     return statement
 
 
-def complete_together(requests: list[Completion]) -> list:
-    """Complete these jobs in one transaction; each outcome is the answer or the error for its request."""
+def complete_together(requests: list[Completion], conn=None) -> list:
+    """Complete these jobs in one transaction; each outcome is the answer or the error for its request.
+    `conn`: a SQLAlchemy Connection the caller holds (a committer's), else one taken for this call."""
+    if conn is None:
+        with db.engine.connect() as taken:
+            return complete_together(requests, taken)
     try:
-        return _commit_together(requests)
+        return _commit_together(requests, conn)
     except Exception as exc:
         if len(requests) == 1:
             return [exc]
         log.warning("a group of %d completions failed (%r); each is retried alone", len(requests), exc)
-    return [complete_together([request])[0] for request in requests]
+    return [complete_together([request], conn)[0] for request in requests]
 
 
-def _commit_together(requests: list[Completion]) -> list:
+def _commit_together(requests: list[Completion], conn) -> list:
     outcomes: list = [None] * len(requests)
-    with tx.write():
-        conn = db.session.connection()
+    with tx.write_on(conn):
         now = clock.utcnow()
         params = {"now": now}
         for i, request in enumerate(requests):
@@ -139,7 +144,7 @@ def _commit_together(requests: list[Completion]) -> list:
         for i, request in enumerate(requests):
             job = claimed.get(i)
             if job is None:
-                outcomes[i] = _refusal(request, now)
+                outcomes[i] = _refusal(conn, request, now)
                 continue
             inst = instances.get(job.i_key)
             if inst is None:
@@ -147,7 +152,7 @@ def _commit_together(requests: list[Completion]) -> list:
             elif rows:  # another token of an instance moved in this group: a join counts its rows in the table
                 batch.write(conn, list(rows.items()))
                 rows.clear()
-            move = Movement(inst, deploy.definition(job.process_pk), now)
+            move = Movement(inst, deploy.definition(job.process_pk), now, conn=conn)
             outcomes[i] = _move_on(request, job, inst, move, now, open_element=None)  # the claim closed it
             for table, new in move.take_rows():
                 rows.setdefault(table, []).extend(new)
@@ -162,10 +167,14 @@ def _commit_together(requests: list[Completion]) -> list:
     return outcomes
 
 
-def _refusal(request: Completion, now):
+_CURRENT = select(_J.c.key, _J.c.state, _J.c.worker, _J.c.deadline).where(
+    *by_key(_J.c, bindparam("k"), bindparam("t")))
+
+
+def _refusal(conn, request: Completion, now):
     """Why this job could not be claimed (read in the claim's transaction: a job completed by another
     request of the same transaction reads as completed)."""
-    current = db.session.scalar(select(Job).where(*by_key(Job, request.key, request.tenant)))
+    current = conn.execute(_CURRENT, {"k": request.key, "t": request.tenant}).first()
     if current is None:
         return JobNotFound(request.key, completing=True)
     return refusal(current, request.worker, now)
@@ -231,7 +240,7 @@ def _complete_on_sqlite(request: Completion) -> dict:
             params["w"] = request.worker
         job = conn.execute(_CLAIM[bool(request.worker)], params).first()
         if job is None:
-            raise _refusal(request, now)
+            raise _refusal(conn, request, now)
         inst = _instance_state(conn.execute(_INSTANCE, {"ik": job.instance_key}).first())
         move = Movement(inst, deploy.definition(job.process_pk), now)
         answer = _move_on(request, job, inst, move, now, open_element=job.element_instance_key)

@@ -9,6 +9,12 @@ transaction (`completion.complete_together`), hands each request its answer or e
 what queued meanwhile. Nothing waits for a batch to fill: an idle committer starts at once, so a
 lone completion costs one hand-over between greenlets and nothing else.
 
+Each committer holds one pooled connection for its life and runs its groups on it, outside the ORM
+session (`tx.write_on`): a session transaction on a connection checked out of the pool and back
+cost the web process about 160 µs more per transaction (`bench/transaction_cost.py`), more than
+the round trips themselves. A connection found lost after a group is let go, and what failed is
+tried once more on a fresh one.
+
 Only gunicorn's web workers turn this on (`gunicorn.conf.py`), as for the Redis publisher. Everywhere
 else (tests through the test client, CLI commands, RQ work horses) a completion runs at once in the
 caller's own transaction, through the same `complete_together`, as a group of one.
@@ -43,6 +49,7 @@ class CompletionQueue:
         self.background = False
         self.pending: queues.SimpleQueue = queues.SimpleQueue()
         self.committers = ProcessThreads(self._run, "completion-committer", COMMITTERS)
+        self.held = threading.local()  # each committer's connection, and the app it belongs to
         self.counted = threading.Lock()
         self.groups = 0       # transactions committed by this process's committers...
         self.completions = 0  # ...and the completions they carried (the mean group size is the ratio)
@@ -75,15 +82,13 @@ class CompletionQueue:
             self._commit(take_queued(self.pending, [self.pending.get()], MAX_GROUP))
 
     def _commit(self, group: list[_Pending]) -> None:
-        from app.engine.completion import complete_together
-
         by_app: dict = {}
         for pending in group:  # one app per process; several only in tests
             by_app.setdefault(id(pending.app), []).append(pending)
         for same_app in by_app.values():
             try:
                 with same_app[0].app.app_context():
-                    outcomes = complete_together([p.request for p in same_app])
+                    outcomes = self._complete([p.request for p in same_app], same_app[0].app)
             except Exception as exc:  # the committer itself must outlive any error: the requests get it
                 log.exception("committing %d completion(s) failed", len(same_app))
                 outcomes = [exc] * len(same_app)
@@ -93,6 +98,46 @@ class CompletionQueue:
             for pending, outcome in zip(same_app, outcomes):
                 pending.outcome = outcome
                 pending.done.set()
+
+    def _complete(self, requests: list, app) -> list:
+        """Complete on this committer's connection; if it turns out lost (PostgreSQL restarted, an idle
+        timeout, a terminated backend), what failed is tried once more on a fresh one."""
+        from app.engine.completion import complete_together
+
+        outcomes = complete_together(requests, self._connection(app))
+        if self._let_go_if_lost():
+            failed = [i for i, outcome in enumerate(outcomes) if isinstance(outcome, Exception)]
+            log.warning("a committer's database connection was lost; %d completion(s) tried again", len(failed))
+            again = complete_together([requests[i] for i in failed], self._connection(app))
+            self._let_go_if_lost()
+            for i, outcome in zip(failed, again):
+                outcomes[i] = outcome
+        return outcomes
+
+    def _connection(self, app):
+        """This committer's connection to `app`'s database (one app per process; several only in tests)."""
+        from app.extensions import db
+
+        conn = getattr(self.held, "conn", None)
+        if conn is not None and self.held.app is not app:
+            conn.close()
+            conn = None
+        if conn is None:
+            conn = self.held.conn = db.engine.connect()
+            self.held.app = app
+        return conn
+
+    def _let_go_if_lost(self) -> bool:
+        """Drop the held connection if it is lost; True if it was. The engine's statements run on the
+        driver's cursor (driver.py), past SQLAlchemy's own detection: ask the driver's connection."""
+        conn = self.held.conn
+        raw = None if conn.invalidated else conn.connection.dbapi_connection
+        if raw is not None and not raw.closed and not raw.broken:
+            return False
+        self.held.conn = None
+        conn.invalidate()
+        conn.close()
+        return True
 
 
 queue = CompletionQueue()

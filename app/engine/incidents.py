@@ -17,12 +17,18 @@ DEFAULT_RESOLVE_RETRIES = 1
 
 
 def open_incident(inst: Instance, type_: str, element_id: str, element_instance_key: str | None, message: str,
-                  *, job: Job | None = None, error_code: str | None = None, now=None) -> Incident:
-    inc = Incident(key=new_key("incident"), tenant=inst.tenant, type=type_, state="OPEN", instance_key=inst.key,
-                   element_id=element_id, element_instance_key=element_instance_key,
-                   job_key=job.key if job else None, job_type=job.type if job else None, error_code=error_code,
-                   message=message, created_at=now or clock.utcnow())
-    db.session.add(inc)
+                  *, job: Job | None = None, error_code: str | None = None, now=None, conn=None) -> Incident:
+    """`conn`: the Connection of the caller's transaction when it is not the ORM session's (tx.write_on);
+    the row is then inserted at once, and the Incident returned is not tracked by the session."""
+    row = dict(key=new_key("incident"), tenant=inst.tenant, type=type_, state="OPEN", instance_key=inst.key,
+               element_id=element_id, element_instance_key=element_instance_key,
+               job_key=job.key if job else None, job_type=job.type if job else None, error_code=error_code,
+               message=message, created_at=now or clock.utcnow())
+    inc = Incident(**row)
+    if conn is None:
+        db.session.add(inc)
+    else:
+        conn.execute(Incident.__table__.insert(), row)
     if job is not None:
         job.incident_key = inc.key
     tx.instance_event("incident.created", tenant=inst.tenant, instance_key=inst.key, incident_key=inc.key,

@@ -46,9 +46,11 @@ class InstanceState:
 
 class Movement:
     def __init__(self, instance: Instance | InstanceState, defn: bpmn.ProcessDefinition, now=None,
-                 insert_instance: bool = False):
-        """insert_instance: the instance is new and written with the movement's first rows."""
+                 insert_instance: bool = False, conn=None):
+        """insert_instance: the instance is new and written with the movement's first rows. conn: the
+        Connection of the caller's transaction when it is not the ORM session's (tx.write_on)."""
         self.instance = instance
+        self.conn = conn
         self._insert_instance = insert_instance
         self.instance_saved_as: dict | None = None  # the instance row as written by this movement
         self.defn = defn
@@ -121,9 +123,12 @@ class Movement:
         self._to_enter.extend((flow.target, token, True) for flow, token in reversed(list(zip(flows, tokens))))
         self._walk()
 
+    def _connection(self):
+        return self.conn if self.conn is not None else db.session.connection()
+
     def _arrive_at_join(self, el: bpmn.Element, token_id: str) -> None:
         self.flush()  # siblings that arrived in this movement are counted too
-        conn = db.session.connection()
+        conn = self._connection()
         at_join = {"ik": self.instance.key, "el": el.id}
         waiting = conn.execute(_COUNT_AT_JOIN, at_join).scalar()
         if waiting + 1 < len(el.incoming):
@@ -155,7 +160,7 @@ class Movement:
         self.enter(boundary.id, job.token_id)
 
     def _close_element(self, key: str, state: str) -> None:
-        db.session.connection().execute(_CLOSE_ELEMENT, {"k": key, "s": state, "at": self.now})
+        self._connection().execute(_CLOSE_ELEMENT, {"k": key, "s": state, "at": self.now})
 
     # -- records ---------------------------------------------------------------------------------
 
@@ -202,25 +207,25 @@ class Movement:
         """Write the buffered rows: one executemany per table (elements before the jobs that name them)."""
         conn = None
         if self._insert_instance:
-            conn = db.session.connection()
+            conn = self._connection()
             conn.execute(_INSERT_INSTANCE, self._instance_row())
         if self._elements:
-            conn = db.session.connection()
+            conn = self._connection()
             conn.execute(_INSERT_ELEMENTS, self._elements)
             self._elements = []
         if len(self.jobs) > self._jobs_written:
-            conn = conn or db.session.connection()
+            conn = conn or self._connection()
             conn.execute(_INSERT_JOBS, self.jobs[self._jobs_written:])
             self._jobs_written = len(self.jobs)
         if self._history:
-            (conn or db.session.connection()).execute(_INSERT_HISTORY, self._history)
+            (conn or self._connection()).execute(_INSERT_HISTORY, self._history)
             self._history = []
 
     def incident(self, type_: str, element_id: str, element_instance_key: str | None, message: str,
                  job: Job | None = None, error_code: str | None = None) -> Incident:
         self.flush()  # the incident row (ORM) names an element instance written here
         inc = incidents.open_incident(self.instance, type_, element_id, element_instance_key, message,
-                                      job=job, error_code=error_code, now=self.now)
+                                      job=job, error_code=error_code, now=self.now, conn=self.conn)
         self.incidents.append(inc)
         return inc
 

@@ -3,13 +3,17 @@ process that found nobody subscribed does not build them for a moment (`publishe
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 import pytest
 import redis
 import requests
+from sqlalchemy import update
 
+from app import clock
+from app.engine.models import Job
 from app.engine.tx import EVENTS_CHANNEL
-from app.extensions import scoped_channel
+from app.extensions import db, scoped_channel
 from app.notify.publisher import messages_in, publisher
 from tests.engine.helpers import Api, model, one_task, task, flow
 
@@ -72,6 +76,24 @@ def test_each_state_change_is_an_event_after_commit(app, client, key_headers, re
         ("process_instance.created", guarded), ("job.created", guarded), ("job.activated", guarded),
         ("job.error_thrown", guarded), ("process_instance.completed", guarded),
     ]
+
+
+def test_an_updated_and_a_timed_out_job_are_events_too(app, client, key_headers, redis_url):
+    api = Api(client, key_headers)
+    api.deploy(one_task())
+    instance = api.start("one")["process_instance_id"]
+    job = api.activate("work", worker="slow")[0]
+    pubsub = _subscribe(redis_url)
+
+    assert api.call("patch", f"/api/v1/jobs/{job['key']}", json={"retries": 5})[0] == 200
+    past = clock.utcnow() - timedelta(seconds=1)  # its deadline passed (an activated job is due again then)
+    db.session.execute(update(Job).where(Job.key == job["key"]).values(deadline=past, available_at=past))
+    db.session.commit()
+    assert [j["key"] for j in api.activate("work", worker="fast")] == [job["key"]]
+
+    got = [(e["event"], e["job_key"], e["process_instance_id"], e["worker"]) for e in _events(pubsub)]
+    assert got == [("job.updated", job["key"], instance, "slow"), ("job.timed_out", job["key"], instance, "slow"),
+                   ("job.activated", job["key"], instance, "fast")]
 
 
 def test_events_are_not_built_while_the_channel_counts_as_unheard(app, client, key_headers, redis_url):

@@ -147,15 +147,20 @@ def test_a_completion_that_fails_fails_alone(app):
     assert complete_together([_request(bad, {"again": False})])[0]["status"] == "COMPLETED"
 
 
+def _jobs_and_a_committer(count):
+    """`count` activated jobs of one-task instances, and a committer in background mode (as in gunicorn)."""
+    deploy.deploy(tenant="t", xml=one_task("p", "work"))
+    for _ in range(count):
+        instances.start(tenant="t", process_id="p")
+    committer = CompletionQueue()
+    committer.run_in_background()
+    return _jobs("t", "work", count), committer
+
+
 def test_the_committer_groups_completions_that_arrive_while_it_is_busy(app):
     """In background mode (gunicorn's web workers) completions queue for the committers: while both
     are held up (their instances locked by another connection), the rest wait and go in together."""
-    deploy.deploy(tenant="t", xml=one_task("p", "work"))
-    for _ in range(12):
-        instances.start(tenant="t", process_id="p")
-    jobs = _jobs("t", "work", 12)
-    committer = CompletionQueue()
-    committer.run_in_background()
+    jobs, committer = _jobs_and_a_committer(12)
     answers: dict = {}
 
     def submit(job):
@@ -184,6 +189,40 @@ def test_the_committer_groups_completions_that_arrive_while_it_is_busy(app):
     assert committer.completions == 12 and committer.groups <= 4, committer.groups
     db.session.rollback()
     assert db.session.scalar(select(func.count()).select_from(Job).where(Job.state == "COMPLETED")) == 12
+
+
+def test_a_committer_whose_connection_was_lost_completes_on_a_fresh_one(app, monkeypatch):
+    """Each committer holds its connection for its life. When PostgreSQL drops it (a restart, an idle
+    timeout, a terminated backend), the completion in hand is tried again on a new one: the worker
+    never sees the lost connection."""
+    jobs, committer = _jobs_and_a_committer(3)
+
+    def submit(job):
+        with app.app_context():
+            return committer.submit(_request(job))
+
+    # The connections this process opens from now on carry a name PostgreSQL shows (libpq reads it
+    # from the environment), so that exactly those can be terminated.
+    db.session.remove()
+    db.engine.dispose()
+    monkeypatch.setenv("PGAPPNAME", "conveyor-lost-committer")
+    assert submit(jobs[0])["status"] == "COMPLETED"
+    admin = psycopg.connect(app.config["SQLALCHEMY_DATABASE_URI"].replace("+psycopg", ""), autocommit=True,
+                            application_name="conveyor-test-admin")
+    try:
+        held = [pid for (pid,) in admin.execute(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = 'conveyor-lost-committer'")]
+        assert held
+        for pid in held:
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        wait_until(lambda: not admin.execute("SELECT 1 FROM pg_stat_activity WHERE pid = ANY(%s)", (held,))
+                   .fetchall(), seconds=5, interval=0.05)
+        monkeypatch.delenv("PGAPPNAME")
+        db.engine.dispose()  # a pooled connection of this process may be among them
+        assert [submit(job)["status"] for job in jobs[1:]] == ["COMPLETED", "COMPLETED"]
+    finally:
+        admin.close()
+    assert db.session.scalar(select(func.count()).select_from(Job).where(Job.state == "COMPLETED")) == 3
 
 
 def _lock_waiters(conn) -> int:
