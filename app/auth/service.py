@@ -171,18 +171,20 @@ def list_keys() -> list[ApiKey]:
 def revoke_key(key_id: int) -> tuple[ApiKey, bool]:
     """Revoke a key, and say whether every web process was told to forget it at once (False when
     Redis is unreachable: a process holding it in its cache accepts it up to API_KEY_CACHE_SECONDS more)."""
-    key = db.session.get(ApiKey, key_id)
-    if key is None:
-        raise NotFound("API key not found", {"key_id": key_id}, code="KEY_NOT_FOUND")
-    if key.revoked_at is None:
-        key.revoked_at = clock.utcnow()
-        db.session.commit()
-    key_cache.cache.drop(key.id)  # after the commit, so no lookup can cache the key as it was
+    # Read and written in one write transaction: on SQLite a read left open, then written, fails at
+    # once if another process wrote in between (a worker, the timeout sweep).
+    with dbsetup.write(db.session):
+        key = db.session.get(ApiKey, key_id)
+        if key is None:
+            raise NotFound("API key not found", {"key_id": key_id}, code="KEY_NOT_FOUND")
+        if key.revoked_at is None:
+            key.revoked_at = clock.utcnow()
+    key_cache.cache.drop(key_id)  # after the commit, so no lookup can cache the key as it was
     # Sent directly, not after commit through the publisher, so the caller learns whether it went;
     # also on a repeated revoke, which is how to tell web processes once Redis is back.
     try:
         client = get_redis()
-        client.publish(scoped_channel(client, key_cache.CHANNEL), str(key.id))
+        client.publish(scoped_channel(client, key_cache.CHANNEL), str(key_id))
     except redis.RedisError:
         return key, False
     return key, True
