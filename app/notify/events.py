@@ -5,6 +5,8 @@ transaction commits, the event is published on Redis for live delivery. Redis ca
 the `events` table is the truth that reconnecting clients and webhook delivery recover from.
 """
 import json
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 from sqlalchemy import BigInteger, Integer, String, event as sa_event
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -47,9 +49,30 @@ def record(type_: str, payload: dict, *, user_id=None, tenant=None, subject=None
     return ev
 
 
+# The messages of a transaction run outside the ORM session (see `kept_for_commit`).
+_kept: ContextVar[list | None] = ContextVar("conveyor_kept_messages", default=None)
+
+
 def publish_after_commit(channel: str, message: str) -> None:
     """A Redis message (a wake-up, not a record) sent only if the current transaction commits."""
-    db.session.info.setdefault("conveyor_publish", []).append((channel, message))
+    kept = _kept.get()
+    if kept is not None:
+        kept.append((channel, message))
+    else:
+        db.session.info.setdefault("conveyor_publish", []).append((channel, message))
+
+
+@contextmanager
+def kept_for_commit():
+    """For a transaction outside the ORM session, whose commit the session's hook below does not see:
+    the messages published inside the block are kept in the list yielded, for the caller to send once
+    that transaction has committed."""
+    kept: list = []
+    token = _kept.set(kept)
+    try:
+        yield kept
+    finally:
+        _kept.reset(token)
 
 
 @sa_event.listens_for(Session, "after_flush")

@@ -6,34 +6,27 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
-import redis
 import requests
 from sqlalchemy import update
 
 from app import clock
 from app.engine.models import Job
 from app.engine.tx import EVENTS_CHANNEL
-from app.extensions import db, scoped_channel
-from app.notify.publisher import messages_in, publisher
+from app.extensions import db
+from app.notify.publisher import publisher
 from tests.engine.helpers import Api, model, one_task, task, flow
+from tests.support import listen, received
 
 
 def _subscribe(redis_url):
-    client = redis.Redis.from_url(redis_url)
-    pubsub = client.pubsub(ignore_subscribe_messages=True)
-    pubsub.subscribe(scoped_channel(client, EVENTS_CHANNEL))
-    pubsub.client = client  # a Redis client that is collected closes its pool, the subscription's too
+    client, pubsub = listen(redis_url, EVENTS_CHANNEL)
+    pubsub.client = client  # kept alive with the subscription
     return pubsub
 
 
 def _events(pubsub, seconds=1.0, until=None):
     """The events received within `seconds`, or as soon as `until` of them arrived."""
-    got, deadline = [], time.monotonic() + seconds
-    while time.monotonic() < deadline and (until is None or len(got) < until):
-        message = pubsub.get_message(timeout=0.05)
-        if message:
-            got.extend(json.loads(m) for m in messages_in(message["data"]))
-    return got
+    return [json.loads(m) for m in received(pubsub, until, seconds)]
 
 
 def _with_boundary_error():

@@ -5,45 +5,25 @@ import time
 import redis
 
 from app.extensions import scoped_channel
-from app.notify.publisher import UNHEARD_RECHECK_SECONDS, Publisher, messages_in
-from tests.support import wait_until
-
-
-def _listen(url, channel):
-    client = redis.Redis.from_url(url)
-    pubsub = client.pubsub(ignore_subscribe_messages=True)
-    pubsub.subscribe(scoped_channel(client, channel))  # as the publisher names it
-    return client, pubsub
-
-
-def _received(pubsub, count, seconds=5, deliveries=None):
-    """`count` messages as subscribers read them (a PUBLISH carries one or more); `deliveries`, if
-    given, gets how many PUBLISHes carried them."""
-    got, deadline = [], time.monotonic() + seconds
-    while len(got) < count and time.monotonic() < deadline:
-        message = pubsub.get_message(timeout=0.1)
-        if message:
-            got.extend(m.decode() for m in messages_in(message["data"]))
-            if deliveries is not None:
-                deliveries.append(message["channel"].decode())
-    return got
+from app.notify.publisher import UNHEARD_RECHECK_SECONDS, Publisher
+from tests.support import listen, received, wait_until
 
 
 def test_by_default_messages_are_out_before_send_returns(redis_url):
-    client, pubsub = _listen(redis_url, "conveyor:test-publisher-sync")
+    client, pubsub = listen(redis_url, "conveyor:test-publisher-sync")
     Publisher().send(client, [("conveyor:test-publisher-sync", "one"), ("conveyor:test-publisher-sync", "two")])
     # Already on the server: nothing of ours runs after send() returned.
-    assert _received(pubsub, 2, seconds=1) == ["one", "two"]
+    assert received(pubsub, 2, seconds=1) == ["one", "two"]
 
 
 def test_a_channel_s_messages_go_out_in_one_publish_in_their_order(redis_url):
     events, wake = "conveyor:test-publisher-events", "conveyor:test-publisher-wake"
-    client, pubsub = _listen(redis_url, events)
+    client, pubsub = listen(redis_url, events)
     pubsub.subscribe(scoped_channel(client, wake))
     messages = [(events, '{"n":1}'), (wake, '{"w":1}'), (events, '{"n":2,"s":"a\\nb"}'), (events, '{"n":3}')]
     Publisher().send(client, messages)
     deliveries = []
-    got = _received(pubsub, 4, seconds=1, deliveries=deliveries)
+    got = received(pubsub, 4, seconds=1, deliveries=deliveries)
     assert [m for m in got if m.startswith('{"n"')] == ['{"n":1}', '{"n":2,"s":"a\\nb"}', '{"n":3}']
     assert [m for m in got if m.startswith('{"w"')] == ['{"w":1}']
     assert sorted(deliveries) == sorted([scoped_channel(client, events), scoped_channel(client, wake)])
@@ -51,7 +31,7 @@ def test_a_channel_s_messages_go_out_in_one_publish_in_their_order(redis_url):
 
 def test_the_background_sender_keeps_each_writer_s_order_and_loses_nothing(redis_url):
     channel = "conveyor:test-publisher-background"
-    client, pubsub = _listen(redis_url, channel)
+    client, pubsub = listen(redis_url, channel)
     publisher = Publisher()
     publisher.background = True  # as run_in_background(), without an atexit hook in the test process
 
@@ -64,7 +44,7 @@ def test_the_background_sender_keeps_each_writer_s_order_and_loses_nothing(redis
         t.start()
     for t in threads:
         t.join()
-    got = _received(pubsub, 400)
+    got = received(pubsub, 400)
     assert len(got) == 400
     for n in range(4):
         assert [m for m in got if m.startswith(f"w{n}:")] == [f"w{n}:{i}" for i in range(100)]
@@ -72,11 +52,11 @@ def test_the_background_sender_keeps_each_writer_s_order_and_loses_nothing(redis
 
 def test_drain_sends_what_is_still_queued(redis_url):
     channel = "conveyor:test-publisher-drain"
-    client, pubsub = _listen(redis_url, channel)
+    client, pubsub = listen(redis_url, channel)
     publisher = Publisher()
     publisher.queue.put((client, [(channel, "left behind")]))  # queued, no sender running
     publisher.drain()
-    assert _received(pubsub, 1, seconds=1) == ["left behind"]
+    assert received(pubsub, 1, seconds=1) == ["left behind"]
 
 
 def test_a_channel_nobody_hears_counts_as_unheard_for_a_moment_then_is_tried_again(redis_url):
@@ -94,9 +74,9 @@ def test_a_channel_nobody_hears_counts_as_unheard_for_a_moment_then_is_tried_aga
     wait_until(lambda: publisher.heard(channel), seconds=5, interval=0.01, what="the channel to be tried again")
     assert 0.5 <= time.monotonic() - sent < 1.5
 
-    _, pubsub = _listen(redis_url, channel)  # now someone listens: the next message reaches them...
+    _, pubsub = listen(redis_url, channel)  # now someone listens: the next message reaches them...
     publisher.send(client, [(channel, "heard")])
-    assert _received(pubsub, 1) == ["heard"]
+    assert received(pubsub, 1) == ["heard"]
     time.sleep(0.05)
     assert publisher.heard(channel)  # ...and the channel stays heard
 
