@@ -13,7 +13,7 @@ from rq import Worker
 from rq.serializers import JSONSerializer
 from sqlalchemy.orm import configure_mappers
 
-from app import create_app
+from app import create_app, fork_gate
 from app.extensions import QUEUES, db, get_queue, get_redis
 
 log = logging.getLogger("conveyor.worker")
@@ -42,8 +42,11 @@ def ready_to_fork() -> None:
     start querying at once, and the first query configures SQLAlchemy's mappers under a global
     mutex: a horse forked in that instant waited on it forever, holding the job's row lock (SQLite:
     the whole database's write lock, taken at BEGIN) — seen as jobs stuck for minutes. So the
-    mappers are configured here, before any thread starts, and nothing is left to configure."""
+    mappers are configured here, before any thread starts, and nothing is left to configure. The
+    same holds for SQLite's own locks and mutexes, which those threads take on every pass: forks wait
+    until no pass is running (app/fork_gate.py)."""
     configure_mappers()
+    fork_gate.install()
     engine = db.engine
     # A forked work horse must not reuse the parent's connections (SQLAlchemy's pooling docs).
     os.register_at_fork(after_in_child=lambda: engine.dispose(close=False))

@@ -18,13 +18,18 @@ class ConfigError(RuntimeError):
 
 
 def _int(env, name, default):
+    return _number(env, name, default, int)
+
+
+def _number(env, name, default, cast=float):
     raw = env.get(name)
     if raw in (None, ""):
         return default
     try:
-        return int(raw)
+        return cast(raw)
     except ValueError:
-        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+        kind = "an integer" if cast is int else "a number"
+        raise ConfigError(f"{name} must be {kind}, got {raw!r}") from None
 
 
 def _int_list(env, name, default):
@@ -103,6 +108,8 @@ SETTINGS = [
     Setting("WEBHOOK_DISABLE_AFTER", 5, "deliveries failed for good in a row before a webhook is disabled"),
     Setting("WS_MAX_PER_USER", 20, "open WebSockets per user"),
     Setting("PROJECT_JOBS_RECONCILE_SECONDS", 20, "period of the project-job reconciler in each worker"),
+    Setting("JOB_TIMEOUT_SWEEP_SECONDS", 1, "period of the sweep in each worker that releases worker API jobs "
+            "whose deadline passed"),
     Setting("JOB_HANDLER_MODULES", "", "comma-separated modules the web and worker import at start-up to "
             "register their own project job handlers"),
 ]
@@ -144,6 +151,7 @@ def load(env=None, overrides=None) -> dict:
         "WEBHOOK_DISABLE_AFTER": _int(env, "WEBHOOK_DISABLE_AFTER", 5),
         "WS_MAX_PER_USER": _int(env, "WS_MAX_PER_USER", 20),
         "PROJECT_JOBS_RECONCILE_SECONDS": _int(env, "PROJECT_JOBS_RECONCILE_SECONDS", 20),
+        "JOB_TIMEOUT_SWEEP_SECONDS": _number(env, "JOB_TIMEOUT_SWEEP_SECONDS", 1.0),
         "JOB_HANDLER_MODULES": [m.strip() for m in env.get("JOB_HANDLER_MODULES", "").split(",") if m.strip()],
         "SQLALCHEMY_TRACK_MODIFICATIONS": False,
         # No pre-ping (a round trip on every checkout): SQLAlchemy drops the whole pool on the first

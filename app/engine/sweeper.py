@@ -21,6 +21,7 @@ from app import clock
 from app.engine import tx
 from app.engine.models import ACTIVATABLE, ACTIVATED, IN_FLIGHT_PREDICATE, Job, JobHistory
 from app.extensions import db
+from app.fork_gate import gate
 
 log = logging.getLogger("conveyor.engine.sweeper")
 BATCH = 500
@@ -64,20 +65,26 @@ def sweep_timeouts() -> int:
     return len(rows)
 
 
+def _sweep_in_worker(app) -> int:
+    """One batch, which the worker does not fork in the middle of (app/fork_gate.py)."""
+    with gate.working(), app.app_context():
+        try:
+            return sweep_timeouts()
+        except Exception:  # a database or Redis outage: try again next period
+            log.exception("job timeout sweep failed")
+            return 0
+        finally:
+            db.session.remove()
+
+
 def start(app, worker=None) -> threading.Thread:
     """Registered in app.extensions["conveyor_worker_hooks"]: worker.py calls it before working."""
-    period = float(app.config.get("JOB_TIMEOUT_SWEEP_SECONDS", 1.0))
+    period = app.config["JOB_TIMEOUT_SWEEP_SECONDS"]
 
     def loop():
         while True:
-            with app.app_context():
-                try:
-                    while sweep_timeouts() == BATCH:
-                        pass
-                except Exception:  # a database or Redis outage: try again next period
-                    log.exception("job timeout sweep failed")
-                finally:
-                    db.session.remove()
+            while _sweep_in_worker(app) == BATCH:
+                pass
             time.sleep(period)
 
     thread = threading.Thread(target=loop, name="engine-timeout-sweeper", daemon=True)

@@ -20,6 +20,7 @@ from sqlalchemy import or_, select, update
 
 from app import clock, dbsetup
 from app.extensions import db, get_queue, get_redis
+from app.fork_gate import gate
 from app.notify import outbox, shapes, signing, urls
 from app.notify.events import Event
 from app.notify.models import Attempt, Delivery, Webhook
@@ -221,7 +222,7 @@ def start_sweeper(app, worker=None) -> threading.Thread:
     def loop():
         while True:
             time.sleep(app.config.get("WEBHOOK_SWEEP_EVERY_S", SWEEP_EVERY_S))
-            with app.app_context():
+            with gate.working(), app.app_context():  # the worker does not fork mid-pass (app/fork_gate.py)
                 try:
                     sweep(get_redis())
                 except Exception:  # keep sweeping: the next round retries whatever failed here

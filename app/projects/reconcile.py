@@ -26,6 +26,7 @@ from sqlalchemy import select
 
 from app import clock
 from app.extensions import db
+from app.fork_gate import gate
 from app.projects import jobs
 from app.projects.models import Job
 
@@ -73,13 +74,14 @@ def _loop(app, connection, worker_name: str, period: float, stop: threading.Even
         # First pass one period after start: a dead worker's key takes three periods to lapse anyway,
         # and a worker that comes up judges nothing before its peers have refreshed their keys.
         while not stop.wait(period):
-            try:
-                if connection.set(LOCK_KEY, worker_name, nx=True, px=int(period * 1000 * 0.9)):
-                    reconcile_once(connection, grace=period)
-            except Exception:  # a database or Redis outage: log it, try again next period
-                log.exception("project job reconciliation failed")
-            finally:
-                db.session.remove()
+            with gate.working():  # the worker does not fork in the middle of a pass (app/fork_gate.py)
+                try:
+                    if connection.set(LOCK_KEY, worker_name, nx=True, px=int(period * 1000 * 0.9)):
+                        reconcile_once(connection, grace=period)
+                except Exception:  # a database or Redis outage: log it, try again next period
+                    log.exception("project job reconciliation failed")
+                finally:
+                    db.session.remove()
 
 
 def reconcile_once(connection, *, grace: float) -> dict:
