@@ -122,6 +122,9 @@ def _send(delivery_id: int) -> str:
 
 
 def _claim(delivery_id: int):
+    # The claim must begin its transaction (SQLite: a read left open, say by reloading an expired row after
+    # the last send, could not turn into this write if another process committed meanwhile).
+    dbsetup.end_read(db.session)
     now = clock.utcnow()
     # Due, too: a task left over from an earlier attempt (another task's drain sent that one) must not
     # send the retry before its backoff. EARLY_S covers tasks enqueued at once for a time just ahead.
@@ -187,7 +190,8 @@ def _record(delivery_id, attempt_no, status, error, duration, retry_after) -> st
             if hook.consecutive_failures >= limit:
                 _disable(hook, f"{hook.consecutive_failures} deliveries in a row failed after every retry; "
                                f"last: {error}", now)
-    return d.status
+        outcome = d.status
+    return outcome
 
 
 def _disable(hook: Webhook, reason: str, now) -> None:

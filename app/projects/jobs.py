@@ -18,9 +18,8 @@ from rq.job import Job as RQJob
 from rq.serializers import JSONSerializer
 from sqlalchemy import func, select
 
-from app import clock
+from app import clock, dbsetup
 from app.auth.models import User
-from app.dbsetup import immediate, reading
 from app.errors import AppError, Conflict, NotFound, ValidationError
 from app.extensions import db, get_queue, get_redis
 from app.notify import events
@@ -77,18 +76,20 @@ def start_job(*, name: str, user: User, project: Project | None = None, params: 
         if len(upload[2]) > cap:
             raise projects.TooLarge(details={"max_bytes": cap, "size": len(upload[2])})
     now = clock.utcnow()
-    job = Job(id=str(uuid.uuid4()), type=name, project_id=project.id if project else None, status="Queued",
-              progress=0, params=dict(params or {}), attempts=0, created_at=now, created_by=user.id,
-              cancel_requested=False, rq_job_id=_new_rq_id())
-    db.session.add(job)
-    db.session.flush()
-    if upload is not None:
-        filename, content_type, data = upload
-        db.session.add(ProjectFile(project_id=job.project_id, job_id=job.id, purpose="upload", name=filename,
-                                   content_type=content_type or "application/octet-stream", size=len(data),
-                                   content=data, created_at=now))
-    _record("job.created", job)
-    db.session.commit()
+    # Callers outside a write request (a CLI command, a handler starting a follow-up job) have read first:
+    # on SQLite the write lock must be taken at BEGIN.
+    with dbsetup.write(db.session):
+        job = Job(id=str(uuid.uuid4()), type=name, project_id=project.id if project else None, status="Queued",
+                  progress=0, params=dict(params or {}), attempts=0, created_at=now, created_by=user.id,
+                  cancel_requested=False, rq_job_id=_new_rq_id())
+        db.session.add(job)
+        db.session.flush()
+        if upload is not None:
+            filename, content_type, data = upload
+            db.session.add(ProjectFile(project_id=job.project_id, job_id=job.id, purpose="upload", name=filename,
+                                       content_type=content_type or "application/octet-stream", size=len(data),
+                                       content=data, created_at=now))
+        _record("job.created", job)
     _enqueue(job)
     return job
 
@@ -203,7 +204,7 @@ def _stop_in_rq(rq_job_id: str | None) -> None:
 
 def _wait_for_end(job_id: str, seconds: float) -> Job:
     deadline = time.monotonic() + seconds
-    with reading():  # the worker must be able to write the end we wait for
+    with dbsetup.reading():  # the worker must be able to write the end we wait for
         while True:
             db.session.rollback()
             job = db.session.get(Job, job_id)
@@ -251,7 +252,7 @@ def lock_for_runner(job_id: str) -> Job | None:
     """Open a write transaction holding the job's row; the caller commits or rolls back (the API's
     cancel and retry take it the same way, through `_locked`)."""
     db.session.rollback()
-    with immediate():
+    with dbsetup.immediate():
         return db.session.scalar(select(Job).where(Job.id == job_id).with_for_update())
 
 

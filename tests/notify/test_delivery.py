@@ -1,6 +1,9 @@
 """Webhook deliveries through a real RQ worker to a real local receiver: payloads, signatures, retries."""
 import json
+import sqlite3
 import time
+
+import pytest
 
 from app.extensions import db
 from app.notify import events, signing
@@ -212,6 +215,33 @@ def test_a_target_that_turns_private_is_refused_at_connection_time(app, client, 
     assert receiver.calls == []
     (d,) = client.get(f"/webhooks/{hook['id']}/deliveries", headers=auth(token)).get_json()["deliveries"]
     assert "non-public" in d["lastError"]
+
+
+def test_a_send_is_not_refused_by_a_read_left_open_while_another_process_wrote(
+        app, database_url, client, signed_in, receiver):
+    """SQLite: a read transaction left open (a delivery reloaded after the previous send of a drain) cannot
+    turn into the claim's write once another process has committed; the claim begins its own."""
+    if not database_url.startswith("sqlite"):
+        pytest.skip("SQLite's deferred-transaction upgrade is the subject")
+    from app import clock
+    from app.notify import delivery
+    from app.notify.models import Delivery
+    user, token = signed_in("a@example.com")
+    event_id = announce(user.id, "job.progress", progress=50)  # before the webhook: no delivery of its own
+    hook = make_webhook(client, token, receiver.answer("/hook"))
+    row = Delivery(webhook_id=hook["id"], event_id=event_id, job_id="job-1", event_type="progress",
+                   status="pending", attempts=0, next_attempt_at=clock.utcnow(), created_at=clock.utcnow())
+    db.session.add(row)
+    db.session.commit()
+    delivery_id = row.id
+    assert row.status == "pending"  # reloads the expired row: a read transaction is open
+    print("IN TX", db.session().in_transaction())
+    other = sqlite3.connect(database_url.removeprefix("sqlite:///"), isolation_level=None)
+    other.execute("UPDATE users SET name = name || '.'")  # another process commits a change
+    other.close()
+
+    assert delivery._send(delivery_id) == "succeeded"
+    assert len(receiver.calls_to("/hook")) == 1
 
 
 def test_a_task_left_from_an_earlier_attempt_does_not_send_the_retry_before_its_backoff(

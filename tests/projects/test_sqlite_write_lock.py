@@ -59,3 +59,22 @@ def test_a_handler_storing_its_output_after_reading_is_not_refused(owner, make_p
 
     stored = db.session.scalars(select(ProjectFile).where(ProjectFile.job_id == ctx.job_id)).all()
     assert [(f.purpose, f.name, f.content) for f in stored] == [("output", "records.csv", b"tag\nTT-1\n")]
+
+
+def test_starting_a_job_outside_a_request_after_a_stale_read_is_not_refused(owner, make_project, private_redis,
+                                                                           stale_read):
+    """As a CLI command or a handler starting a follow-up job would: read the project and user, then start."""
+    from app.auth.models import User
+    from app.extensions import db
+    from app.projects import jobs
+    from app.projects.models import Job, Project
+
+    project_id = make_project()["id"]
+    db.session.commit()
+    project, user = db.session.get(Project, project_id), db.session.get(User, owner["id"])
+    stale_read()
+
+    job_id = jobs.start_job(name="Export", user=user, project=project).id
+
+    db.session.remove()
+    assert db.session.get(Job, job_id).status == "Queued"
