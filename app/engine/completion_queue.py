@@ -3,13 +3,15 @@ committed go into the next one together.
 
 Each completion costs four round trips to PostgreSQL (BEGIN, claim, write, COMMIT) whatever else
 it does, and under load that fixed cost was the largest share of a job's CPU after Flask itself.
-A queue and two committers per process (greenlets under gunicorn's gevent worker, which patches
-`threading` and `queue`) share it: a committer takes everything queued, runs it as one
+A queue and a committer per process (a greenlet under gunicorn's gevent worker, which patches
+`threading` and `queue`) share it: the committer takes everything queued, runs it as one
 transaction (`completion.complete_together`), hands each request its answer or error, and takes
 what queued meanwhile. Nothing waits for a batch to fill: an idle committer starts at once, so a
-lone completion costs one hand-over between greenlets and nothing else.
+lone completion costs one hand-over between greenlets and nothing else. One transaction in flight
+per process means that a completion waiting for a locked instance holds up the process's others;
+the engine's own transactions hold an instance's lock for milliseconds.
 
-Each committer holds one pooled connection for its life and runs its groups on it, outside the ORM
+The committer holds one pooled connection for its life and runs its groups on it, outside the ORM
 session (`tx.write_on`): a session transaction on a connection checked out of the pool and back
 cost the web process about 160 µs more per transaction (`bench/transaction_cost.py`), more than
 the round trips themselves. A connection found lost after a group is let go, and what failed is
@@ -32,9 +34,10 @@ from app.process_threads import ProcessThreads, take_queued
 log = logging.getLogger("conveyor.engine.completion_queue")
 
 MAX_GROUP = 64  # bounds one statement's size and one transaction's locks
-# Two committers: while one group waits on PostgreSQL, the next can start; groups are smaller, but
-# one committer left a core idle under the worker API bench (see docs/PERFORMANCE.md).
-COMMITTERS = 2
+# One: its groups are twice the size of two committers' groups, and since committers hold their
+# connection that saves more CPU per job than the second committer's overlap won (docs/PERFORMANCE.md,
+# sixth session; earlier sessions, with pooled connections, had kept two).
+COMMITTERS = 1
 
 
 class _Pending:
