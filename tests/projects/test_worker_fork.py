@@ -8,6 +8,8 @@ fork waits for it."""
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 
 import pytest
 
@@ -104,3 +106,63 @@ def test_work_horses_forked_while_the_timeout_sweeper_writes_can_write(app, data
     out = subprocess.run([sys.executable, "-c", FORKS, database_url, redis_url, "60"], cwd=ROOT,
                          capture_output=True, text=True, timeout=120)
     assert out.stdout.split() == ["0", "0"], out.stdout + out.stderr
+
+
+def test_no_pass_starts_while_a_fork_waits_and_the_fork_goes_on_after_the_pass():
+    from app.fork_gate import ForkGate
+    gate, order = ForkGate(), []
+    inside, leave = threading.Event(), threading.Event()
+
+    def long_pass():
+        with gate.working():
+            inside.set()
+            leave.wait(5)
+            order.append("first pass ends")
+
+    def later_pass():
+        with gate.working():
+            order.append("later pass")
+
+    def fork():
+        gate.before_fork()
+        order.append("fork")
+        gate.after_fork_in_parent()
+
+    threads = [threading.Thread(target=long_pass)]
+    threads[0].start()
+    inside.wait(5)
+    threads.append(threading.Thread(target=fork))
+    threads[1].start()
+    time.sleep(0.1)  # the fork is waiting for the first pass
+    threads.append(threading.Thread(target=later_pass))
+    threads[2].start()
+    time.sleep(0.1)
+    assert order == []
+    leave.set()
+    for thread in threads:
+        thread.join(5)
+    assert order == ["first pass ends", "fork", "later pass"]
+
+
+def test_a_pass_stuck_past_the_limit_does_not_stop_forks_for_good(monkeypatch, caplog):
+    from app import fork_gate
+    monkeypatch.setattr(fork_gate, "WAIT_LIMIT_S", 0.2)
+    gate, inside, leave = fork_gate.ForkGate(), threading.Event(), threading.Event()
+
+    def stuck_pass():
+        with gate.working():
+            inside.set()
+            leave.wait(5)
+
+    stuck = threading.Thread(target=stuck_pass)
+    stuck.start()
+    inside.wait(5)
+    started = time.monotonic()
+    gate.before_fork()
+    gate.after_fork_in_parent()
+    assert 0.2 <= time.monotonic() - started < 2
+    assert "fork_gate_timeout" in caplog.text
+    leave.set()
+    stuck.join(5)
+    with gate.working():  # the gate still works
+        pass
