@@ -66,7 +66,8 @@ def test_a_child_forked_while_a_thread_writes_can_write_only_behind_the_gate(tmp
 
 # The worker as worker.py prepares it, its timeout sweeper sweeping without pause (so nearly always inside
 # a write transaction), and forks as RQ forks work horses. Each child writes once; one that meets the
-# copied write lock is refused, one that meets a copied SQLite mutex hangs (ended by the alarm).
+# copied write lock is refused, one that meets a copied SQLite mutex hangs (ended by the alarm). A healthy
+# child waits for the sweeper between its passes: the busy timeout leaves it many tries.
 # Without the gate about 70 of 100 children failed; prints "refused hung".
 FORKS = textwrap.dedent("""
     import os, signal, sqlite3, sys, time
@@ -84,9 +85,9 @@ FORKS = textwrap.dedent("""
         for _ in range(forks):
             pid = os.fork()
             if pid == 0:
-                signal.alarm(2)
+                signal.alarm(4)
                 horse = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
-                horse.execute("PRAGMA busy_timeout=500")
+                horse.execute("PRAGMA busy_timeout=1500")
                 try:
                     horse.execute("BEGIN IMMEDIATE")
                     horse.execute("COMMIT")
