@@ -7,8 +7,8 @@ sweep begins IMMEDIATE) inherits that lock as held by a connection the horse doe
 of its writes waits out the busy timeout and fails with "database is locked" - seen as a job stuck
 for 30 s, then failed. A fork in the middle of any SQLite call can also copy a mutex that is held,
 and the horse's first call then waits on it forever. So those threads do each pass inside
-`gate.working()`, and `install()` makes every fork wait until no pass is running. No pass starts
-while a fork is waiting, so a busy thread cannot hold a fork off for long.
+`worker_pass()` (the gate, in an app context), and `install()` makes every fork wait until no pass
+is running. No pass starts while a fork is waiting, so a busy thread cannot hold a fork off for long.
 """
 import logging
 import os
@@ -24,24 +24,19 @@ class ForkGate:
         self._cond = threading.Condition(threading.Lock())
         self._busy = 0
         self._forking = False
-        self._mine = threading.local()  # how deep this thread is: a pass inside a pass does not wait
 
     @contextmanager
     def working(self):
-        depth = getattr(self._mine, "depth", 0)
-        if depth == 0:
-            with self._cond:
-                self._cond.wait_for(lambda: not self._forking)
-                self._busy += 1
-        self._mine.depth = depth + 1
+        """One pass (not nested: a pass inside a pass would wait for a fork that waits for it)."""
+        with self._cond:
+            self._cond.wait_for(lambda: not self._forking)
+            self._busy += 1
         try:
             yield
         finally:
-            self._mine.depth = depth
-            if depth == 0:
-                with self._cond:
-                    self._busy -= 1
-                    self._cond.notify_all()
+            with self._cond:
+                self._busy -= 1
+                self._cond.notify_all()
 
     def before_fork(self) -> None:
         # The lock stays held through the fork, so no pass begins until after_fork_* lets go.
@@ -60,6 +55,21 @@ class ForkGate:
 
 
 gate = ForkGate()
+
+
+@contextmanager
+def worker_pass(app, log_to: logging.Logger, failure: str):
+    """One pass of a worker thread's loop: inside the gate and an app context, its session removed
+    after; an error (a database or Redis outage) is logged as `failure`, and the next pass tries again."""
+    from app.extensions import db
+
+    with gate.working(), app.app_context():
+        try:
+            yield
+        except Exception:
+            log_to.exception(failure)
+        finally:
+            db.session.remove()
 
 
 def install() -> None:

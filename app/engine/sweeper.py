@@ -21,7 +21,7 @@ from app import clock
 from app.engine import tx
 from app.engine.models import ACTIVATABLE, ACTIVATED, IN_FLIGHT_PREDICATE, Job, JobHistory
 from app.extensions import db
-from app.fork_gate import gate
+from app.fork_gate import worker_pass
 
 log = logging.getLogger("conveyor.engine.sweeper")
 BATCH = 500
@@ -66,15 +66,11 @@ def sweep_timeouts() -> int:
 
 
 def _sweep_in_worker(app) -> int:
-    """One batch, which the worker does not fork in the middle of (app/fork_gate.py)."""
-    with gate.working(), app.app_context():
-        try:
-            return sweep_timeouts()
-        except Exception:  # a database or Redis outage: try again next period
-            log.exception("job timeout sweep failed")
-            return 0
-        finally:
-            db.session.remove()
+    """One batch, as one pass of the worker's thread (app/fork_gate.py); 0 if it failed."""
+    swept = 0
+    with worker_pass(app, log, "job timeout sweep failed"):
+        swept = sweep_timeouts()
+    return swept
 
 
 def start(app, worker=None) -> threading.Thread:

@@ -20,7 +20,7 @@ from sqlalchemy import or_, select, update
 
 from app import clock, dbsetup
 from app.extensions import db, get_queue, get_redis
-from app.fork_gate import gate
+from app.fork_gate import worker_pass
 from app.notify import outbox, shapes, signing, urls
 from app.notify.events import Event
 from app.notify.models import Attempt, Delivery, Webhook
@@ -94,11 +94,9 @@ def _deliver(delivery_id: int) -> str:
         waiting = db.session.scalars(select(Delivery.id).where(
             Delivery.webhook_id == d.webhook_id, Delivery.job_id == d.job_id, Delivery.event_type == "progress",
             Delivery.status == "pending", Delivery.attempts == 0, Delivery.id < d.id)).all()
-        db.session.commit()
         for progress_id in waiting:  # progress first, so the end arrives last
             _send(progress_id)
-    db.session.commit()
-    return _send(delivery_id)
+    return _send(delivery_id)  # each send's claim ends the read first (_claim)
 
 
 def _send(delivery_id: int) -> str:
@@ -226,13 +224,8 @@ def start_sweeper(app, worker=None) -> threading.Thread:
     def loop():
         while True:
             time.sleep(app.config.get("WEBHOOK_SWEEP_EVERY_S", SWEEP_EVERY_S))
-            with gate.working(), app.app_context():  # the worker does not fork mid-pass (app/fork_gate.py)
-                try:
-                    sweep(get_redis())
-                except Exception:  # keep sweeping: the next round retries whatever failed here
-                    log.exception("webhook sweep failed")
-                finally:
-                    db.session.remove()
+            with worker_pass(app, log, "webhook sweep failed"):  # the next round retries what failed here
+                sweep(get_redis())
     thread = threading.Thread(target=loop, name="webhook-sweeper", daemon=True)
     thread.start()
     return thread

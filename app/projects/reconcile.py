@@ -26,7 +26,7 @@ from sqlalchemy import select
 
 from app import clock
 from app.extensions import db
-from app.fork_gate import gate
+from app.fork_gate import worker_pass
 from app.projects import jobs
 from app.projects.models import Job
 
@@ -70,18 +70,12 @@ def _heartbeat(connection, worker_name: str, period: float, stop: threading.Even
 
 
 def _loop(app, connection, worker_name: str, period: float, stop: threading.Event) -> None:
-    with app.app_context():
-        # First pass one period after start: a dead worker's key takes three periods to lapse anyway,
-        # and a worker that comes up judges nothing before its peers have refreshed their keys.
-        while not stop.wait(period):
-            with gate.working():  # the worker does not fork in the middle of a pass (app/fork_gate.py)
-                try:
-                    if connection.set(LOCK_KEY, worker_name, nx=True, px=int(period * 1000 * 0.9)):
-                        reconcile_once(connection, grace=period)
-                except Exception:  # a database or Redis outage: log it, try again next period
-                    log.exception("project job reconciliation failed")
-                finally:
-                    db.session.remove()
+    # First pass one period after start: a dead worker's key takes three periods to lapse anyway,
+    # and a worker that comes up judges nothing before its peers have refreshed their keys.
+    while not stop.wait(period):
+        with worker_pass(app, log, "project job reconciliation failed"):
+            if connection.set(LOCK_KEY, worker_name, nx=True, px=int(period * 1000 * 0.9)):
+                reconcile_once(connection, grace=period)
 
 
 def reconcile_once(connection, *, grace: float) -> dict:
