@@ -3,6 +3,7 @@ from flask import Flask
 
 from app import config as config_module
 from app.api.base import json_body_cap, refuse_nul_characters
+from app.api.error_docs import ErrorEnvelopePlugin
 from app.errors import register_error_handlers
 from app import dbsetup  # noqa: F401  (SQLite pragmas and BEGIN handling)
 from app import green_wait
@@ -41,7 +42,8 @@ def register_extensions(app: Flask) -> None:
     app.before_request(ext.check_rate_limits)
     ext.sock.init_app(app)
     ext.csrf.init_app(app)
-    ext.api.init_app(app, spec_kwargs={"info": {"description": _API_DESCRIPTION}})
+    ext.api.init_app(app, spec_kwargs={"info": {"description": _API_DESCRIPTION},
+                                       "extra_plugins": [ErrorEnvelopePlugin()]})
     ext.api.spec.components.security_scheme("ApiKeyAuth", {"type": "apiKey", "in": "header", "name": "X-API-Key"})
     ext.api.spec.components.security_scheme("BearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
     ext.api.spec.components.security_scheme("SessionCookie", {"type": "apiKey", "in": "cookie", "name": "session"})
@@ -75,4 +77,6 @@ Conveyor's HTTP API. Three surfaces:
 
 Every response carries `X-Request-ID`. JSON bodies are capped by `JSON_MAX_BYTES` (default 4 MiB,
 413 `PAYLOAD_TOO_LARGE`); file uploads by `UPLOAD_MAX_BYTES` (default 50 MiB).
+No text may hold U+0000 (NUL), in the path, the query or a JSON string: PostgreSQL cannot store it,
+so it is refused with 400 `VALIDATION_ERROR` on either database.
 """

@@ -13,6 +13,8 @@ from rq import Queue
 from rq.serializers import JSONSerializer
 from sqlalchemy.orm import DeclarativeBase
 
+from app.api.error_docs import ErrorEnvelopeSchema
+
 # Every queue the service uses; worker.py listens on all of them, in this order of priority.
 QUEUES = ("default", "engine", "import", "export", "validation", "tests", "webhooks")
 QUEUE_TIMEOUTS = {"import": 3600, "export": 1800, "validation": 1800, "tests": 1800, "webhooks": 60}
@@ -26,7 +28,15 @@ db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 sock = Sock()
 csrf = CSRFProtect()
-api = Api()
+
+
+class _Api(Api):
+    # What flask-smorest registers as its error schema; every error response is then documented in
+    # the envelope of its surface (app/api/error_docs.py).
+    ERROR_SCHEMA = ErrorEnvelopeSchema
+
+
+api = _Api()
 # auto_check off: flask-limiter's global check costs ~0.8 ms on every request, limited or not, so
 # only the routes that carry a limit are checked (see `rate_limit` and `check_rate_limits`).
 limiter = Limiter(key_func=get_remote_address, default_limits=[], auto_check=False)

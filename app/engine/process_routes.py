@@ -30,7 +30,13 @@ def _process(row, **extra) -> dict:
 @bp.post("/processes")
 @require_key("process")
 @bp.doc(requestBody=_XML_BODY)
-@bp.response(200, envelope(s.DeployResult))
+@bp.response(201, envelope(s.DeployResult), description="A new version (`created: true`)")
+@bp.alt_response(200, schema=envelope(s.DeployResult), success=True,
+                 description="The same XML was deployed before: its version (`created: false`)")
+@bp.alt_response(400, description="`UNSUPPORTED_ELEMENT` (`details.elements` names each), `INVALID_BPMN` "
+                                  "(`details.problems`), or `VALIDATION_ERROR` (no file)")
+@bp.alt_response(413, description="`PAYLOAD_TOO_LARGE`: the document is over 1 MiB")
+@bp.alt_response(409, description="`CONFLICT`: concurrent deployments kept taking the next version; try again")
 def deploy_process(*args):
     """Deploy a BPMN model (Camunda Modeler XML, as `application/xml` or a multipart field `file`).
 
@@ -52,6 +58,7 @@ def list_processes():
 @bp.get("/processes/<process_id>")
 @require_key("process")
 @bp.response(200, envelope(s.ProcessVersions))
+@bp.alt_response(404, description="`PROCESS_NOT_FOUND`: no such process in the key's tenant")
 def get_process(process_id):
     """The latest version of a process, with all its versions."""
     rows = deploy.get_versions(tenant=g.api_key.tenant, process_id=process_id)
@@ -62,6 +69,7 @@ def get_process(process_id):
 @require_key("process")
 @bp.arguments(s.StartRequest)
 @bp.response(201, envelope(s.InstanceSchema))
+@bp.alt_response(404, description="`PROCESS_NOT_FOUND`: no such process (or `version`) in the key's tenant")
 def start_instance(args):
     """Start an instance of the latest (or the given) version with variables; its first jobs are created."""
     return ok(instances.start(tenant=g.api_key.tenant, **args), 201)
@@ -70,6 +78,7 @@ def start_instance(args):
 @bp.get("/process-instances/<instance_id>")
 @require_key("process")
 @bp.response(200, envelope(s.InstanceSchema))
+@bp.alt_response(404, description="`PROCESS_INSTANCE_NOT_FOUND`: no such instance in the key's tenant")
 def get_instance(instance_id):
     """State, variables, element instances, jobs and incidents of an instance."""
     return ok(instances.get(tenant=g.api_key.tenant, key=instance_id))
@@ -78,6 +87,8 @@ def get_instance(instance_id):
 @bp.post("/process-instances/<instance_id>/cancel")
 @require_key("process")
 @bp.response(200, envelope(s.InstanceSchema))
+@bp.alt_response(404, description="`PROCESS_INSTANCE_NOT_FOUND`: no such instance in the key's tenant")
+@bp.alt_response(409, description="`PROCESS_INSTANCE_NOT_ACTIVE`: it has completed or was cancelled")
 def cancel_instance(instance_id):
     """Cancel an active instance: its open jobs become CANCELLED (completing them answers 409)."""
     return ok(instances.cancel(tenant=g.api_key.tenant, key=instance_id))
@@ -97,6 +108,9 @@ def list_incidents(args):
 @require_key("process")
 @bp.arguments(s.ResolveRequest)
 @bp.response(200, envelope(s.IncidentSchema))
+@bp.alt_response(404, description="`INCIDENT_NOT_FOUND`: no such incident in the key's tenant")
+@bp.alt_response(409, description="`INCIDENT_NOT_OPEN` (already resolved), or `INCIDENT_NOT_RESOLVABLE` (its "
+                                  "gateway still finds no path with the variables as they are)")
 def resolve_incident(args, incident_key):
     """Resolve an incident: its job becomes activatable again with `retries` (default 1); a gateway
     incident evaluates the gateway again with the instance's current variables."""

@@ -15,6 +15,15 @@ from app.engine import completion, jobs, present, stats, sweeper, waiting
 from app.engine import schemas as s
 from app.engine.request_time import received_at
 
+# Error answers, documented in the OpenAPI description (the envelope is added by app/api/error_docs.py).
+_JOB_NOT_FOUND = ("`JOB_NOT_FOUND`: no such job in the key's tenant, or `worker` was given and another worker "
+                  "holds it (`details.reason`)")
+_BAD_VARIABLES = ("`INVALID_JSON`, `VALIDATION_ERROR` (`details.field_errors`) or `INVALID_VARIABLES` "
+                  "(`variables` not an object, or too large)")
+_NOT_ACTIVE = "`{}`: the job is not active; `details.current_status` and `details.reason` say why"
+_TOO_MANY_WAITERS = ("`TOO_MANY_WAITERS`: `LONG_POLL_MAX_WAITERS` requests already wait in this web process; "
+                     "retry after `Retry-After` seconds")
+
 
 def _sent(data):
     body = json.dumps({"success": True, "data": data, "request_id": g.get("request_id")}, separators=(",", ":"))
@@ -26,6 +35,7 @@ from app.engine import process_routes as _process_routes  # noqa: F401  (process
 @require_key("job")
 @bp.arguments(s.ActivateRequest)
 @bp.response(200, envelope(s.ActivateResult))
+@bp.alt_response(503, description=_TOO_MANY_WAITERS)
 def activate_jobs(args):
     """Activate jobs of a type for a worker, long-polling when none is activatable.
 
@@ -43,10 +53,13 @@ def activate_jobs(args):
     return _sent({"jobs": found, "worker": args["worker"], "activated_count": len(found), "timeout": args["timeout"]})
 
 
-@bp.put("/jobs/<job_key>/complete")
+@bp.put("/jobs/<job:job_key>/complete")
 @require_key("job")
 @bp.arguments(s.CompleteRequest)
 @bp.response(200, envelope(s.CompleteResult))
+@bp.alt_response(400, description=_BAD_VARIABLES)
+@bp.alt_response(404, description=_JOB_NOT_FOUND)
+@bp.alt_response(409, description=_NOT_ACTIVE.format("JOB_NOT_COMPLETABLE"))
 def complete_job(args, job_key):
     """Complete an active job with result variables (merged into the instance; a key sent as null is removed).
 
@@ -57,10 +70,12 @@ def complete_job(args, job_key):
                                      variables=args["variables"], received_at=received_at()))
 
 
-@bp.put("/jobs/<job_key>/fail")
+@bp.put("/jobs/<job:job_key>/fail")
 @require_key("job")
 @bp.arguments(s.FailRequest)
 @bp.response(200, envelope(s.FailResult))
+@bp.alt_response(404, description=_JOB_NOT_FOUND)
+@bp.alt_response(409, description=_NOT_ACTIVE.format("JOB_NOT_FAILABLE"))
 def fail_job(args, job_key):
     """Report a failed attempt. `retries` is what remains (omitted: one fewer than before).
 
@@ -70,28 +85,34 @@ def fail_job(args, job_key):
     return ok(jobs.fail(tenant=g.api_key.tenant, key=job_key, **args))
 
 
-@bp.post("/jobs/<job_key>/throw-error")
+@bp.post("/jobs/<job:job_key>/throw-error")
 @require_key("job")
 @bp.arguments(s.ThrowErrorRequest)
 @bp.response(200, envelope(s.ThrowErrorResult))
+@bp.alt_response(400, description=_BAD_VARIABLES)
+@bp.alt_response(404, description=_JOB_NOT_FOUND)
+@bp.alt_response(409, description=_NOT_ACTIVE.format("JOB_NOT_COMPLETABLE"))
 def throw_error(args, job_key):
     """Throw a BPMN error: a matching error boundary event on the task catches it and the instance
     continues there; otherwise an `UNHANDLED_ERROR_EVENT` incident opens."""
     return ok(jobs.throw_error(tenant=g.api_key.tenant, key=job_key, **args))
 
 
-@bp.get("/jobs/<job_key>")
+@bp.get("/jobs/<job:job_key>")
 @require_key("job")
 @bp.response(200, envelope(s.JobDetail))
+@bp.alt_response(404, description="`JOB_NOT_FOUND`: no such job in the key's tenant")
 def get_job(job_key):
     """Every field of the spec for active, completed and failed jobs (derived figures: see the README)."""
     return ok(present.job_detail(tenant=g.api_key.tenant, key=job_key))
 
 
-@bp.patch("/jobs/<job_key>")
+@bp.patch("/jobs/<job:job_key>")
 @require_key("job")
 @bp.arguments(s.UpdateJobRequest)
 @bp.response(200, envelope(s.JobDetail))
+@bp.alt_response(404, description="`JOB_NOT_FOUND`: no such job in the key's tenant")
+@bp.alt_response(409, description="`JOB_NOT_UPDATABLE`: the job is not active (a timeout) or has ended (retries)")
 def update_job(args, job_key):
     """Extend an active job's deadline (`timeout`: new deadline = now + timeout) or set its retries."""
     jobs.update_job(tenant=g.api_key.tenant, key=job_key, **args)

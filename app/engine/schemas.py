@@ -10,6 +10,17 @@ def _int(low, high, message, strict=True, **kw):
                      error_messages={"invalid": message, "required": message}, **kw)
 
 
+def answer(*optional: str):
+    """A response schema whose fields are in every answer (null where a field allows it), except the
+    `optional` ones: the description marks the others required, so that a client generated from it
+    need not guess which keys it can rely on (tests/test_openapi_answers.py holds answers to it)."""
+    def mark(cls):
+        for name, field in cls._declared_fields.items():
+            field.required = name not in optional
+        return cls
+    return mark
+
+
 class Lenient(ma.Schema):
     class Meta:
         unknown = ma.EXCLUDE  # workers in other languages send extra fields; ignore them
@@ -34,6 +45,7 @@ class ActivateRequest(Lenient):
                                                     "LONG_POLL_MAX_MS. 0 answers at once."})
 
 
+@answer()
 class ActivatedJob(ma.Schema):
     key = f.String()
     type = f.String()
@@ -49,6 +61,7 @@ class ActivatedJob(ma.Schema):
     activated_at = f.String()
 
 
+@answer()
 class ActivateResult(ma.Schema):
     jobs = f.List(f.Nested(ActivatedJob))
     worker = f.String()
@@ -62,12 +75,14 @@ class CompleteRequest(Lenient):
                       metadata={"description": "If given, must be the worker holding the job"})
 
 
+@answer()
 class NextActivity(ma.Schema):
     element_id = f.String()
     element_type = f.String()
     element_name = f.String(allow_none=True)
 
 
+@answer()
 class Continuation(ma.Schema):
     process_instance_id = f.String()
     element_id = f.String()
@@ -75,6 +90,7 @@ class Continuation(ma.Schema):
     next_activities = f.List(f.Nested(NextActivity))
 
 
+@answer()
 class ExecutionSummary(ma.Schema):
     started_at = f.String()
     total_duration_ms = f.Integer()
@@ -83,12 +99,14 @@ class ExecutionSummary(ma.Schema):
     retries_used = f.Integer()
 
 
+@answer()
 class VariablesUpdated(ma.Schema):
     added = f.List(f.String())
     modified = f.List(f.String())
     removed = f.List(f.String())
 
 
+@answer()
 class CompleteResult(ma.Schema):
     job_key = f.String()
     status = f.String()
@@ -113,6 +131,7 @@ class FailRequest(Lenient):
     worker = f.String(load_default=None, allow_none=True)
 
 
+@answer()
 class FailResult(ma.Schema):
     job_key = f.String()
     status = f.String()
@@ -133,6 +152,7 @@ class ThrowErrorRequest(Lenient):
     worker = f.String(load_default=None, allow_none=True)
 
 
+@answer()
 class ThrowErrorResult(ma.Schema):
     job_key = f.String()
     status = f.String()
@@ -156,6 +176,8 @@ class UpdateJobRequest(Lenient):
             raise ma.ValidationError("Give timeout, retries or both", "_schema")
 
 
+@answer("completed_at", "failed_at", "cancelled_at", "elapsed_time_ms", "remaining_time_ms", "execution_summary",
+        "failure_information", "incident_information")
 class JobDetail(ma.Schema):
     class Meta:
         unknown = ma.INCLUDE
@@ -164,23 +186,23 @@ class JobDetail(ma.Schema):
     status = f.String()
     created_at = f.String()
     activated_at = f.String(allow_none=True)
-    completed_at = f.String()
-    failed_at = f.String()
-    cancelled_at = f.String()
+    completed_at = f.String(metadata={"description": "Completed jobs only"})
+    failed_at = f.String(metadata={"description": "Jobs failed for good or ended by a thrown error only"})
+    cancelled_at = f.String(metadata={"description": "Cancelled jobs only"})
     deadline = f.String(allow_none=True)
     timeout_ms = f.Integer(allow_none=True)
-    elapsed_time_ms = f.Integer()
-    remaining_time_ms = f.Integer()
+    elapsed_time_ms = f.Integer(metadata={"description": "Active jobs only: since activation"})
+    remaining_time_ms = f.Integer(metadata={"description": "Active jobs only: until the deadline"})
     process_context = f.Dict()
     worker_assignment = f.Dict(allow_none=True)
     retry_configuration = f.Dict()
     variables = f.Dict()
     custom_headers = f.Dict()
     tenant_id = f.String()
-    execution_summary = f.Dict()
+    execution_summary = f.Dict(metadata={"description": "Completed jobs only"})
     execution_history = f.List(f.Dict())
-    failure_information = f.Dict()
-    incident_information = f.Dict()
+    failure_information = f.Dict(metadata={"description": "Jobs that failed at least once only"})
+    incident_information = f.Dict(metadata={"description": "Jobs that failed for good or threw an error only"})
     performance_metrics = f.Dict()
 
 
@@ -193,11 +215,13 @@ class JobListQuery(Lenient):
     cursor = f.String(metadata={"description": "`next_cursor` of the previous page"})
 
 
+@answer()
 class JobList(ma.Schema):
     jobs = f.List(f.Dict())
     next_cursor = f.String(allow_none=True)
 
 
+@answer()
 class Stats(ma.Schema):
     tenant_id = f.String()
     generated_at = f.String()
@@ -205,6 +229,7 @@ class Stats(ma.Schema):
     types = f.List(f.Dict())
 
 
+@answer()
 class ProcessSchema(ma.Schema):
     process_id = f.String()
     version = f.Integer()
@@ -214,14 +239,17 @@ class ProcessSchema(ma.Schema):
     created_at = f.String()
 
 
+@answer()
 class DeployResult(ProcessSchema):
     created = f.Boolean()
 
 
+@answer()
 class ProcessList(ma.Schema):
     processes = f.List(f.Nested(ProcessSchema))
 
 
+@answer()
 class ProcessVersions(ProcessSchema):
     versions = f.List(f.Nested(ProcessSchema))
 
@@ -233,6 +261,7 @@ class StartRequest(Lenient):
     variables = f.Dict(load_default=dict, error_messages={"invalid": "Variables must be a JSON object"})
 
 
+@answer("next_activities", "element_instances", "jobs", "incidents", "cancelled_jobs")
 class InstanceSchema(ma.Schema):
     class Meta:
         unknown = ma.INCLUDE
@@ -250,6 +279,7 @@ class InstanceSchema(ma.Schema):
     cancelled_jobs = f.List(f.String())
 
 
+@answer()
 class IncidentSchema(ma.Schema):
     incident_key = f.String()
     type = f.String()
@@ -265,6 +295,7 @@ class IncidentSchema(ma.Schema):
     resolved_at = f.String(allow_none=True)
 
 
+@answer()
 class IncidentList(ma.Schema):
     incidents = f.List(f.Nested(IncidentSchema))
 
