@@ -16,8 +16,8 @@ from app.engine import schemas as s
 from app.engine.request_time import received_at
 
 # Error answers, documented in the OpenAPI description (the envelope is added by app/api/error_docs.py).
-_JOB_NOT_FOUND = ("`JOB_NOT_FOUND`: no such job in the key's tenant, or `worker` was given and another worker "
-                  "holds it (`details.reason`)")
+_JOB_NOT_FOUND = ("`JOB_NOT_FOUND`: no such job in the key's tenant (`details.possible_reasons`), or `worker` "
+                  "was given and another worker holds it (`details.reason`)")
 _BAD_VARIABLES = ("`INVALID_JSON`, `VALIDATION_ERROR` (`details.field_errors`) or `INVALID_VARIABLES` "
                   "(`variables` not an object, or too large)")
 _NOT_ACTIVE = "`{}`: the job is not active; `details.current_status` and `details.reason` say why"
