@@ -97,3 +97,20 @@ def test_incoming_request_id_is_kept(client):
     assert res.headers["X-Request-ID"] == "trace-abc-123"
     res = client.get("/healthz", headers={"X-Request-ID": "<script>"})
     assert res.headers["X-Request-ID"].startswith("req_")
+
+
+@pytest.mark.parametrize("row_id", ["2147483648", "17284095876709537021952"])
+def test_an_id_larger_than_any_row_is_the_routes_own_404(client, user_headers, row_id):
+    """Found by schemathesis: such ids reached the database, which refused them with a 500."""
+    headers = user_headers()
+    project = client.post("/api/projects", headers=headers, json={"name": "Plant"}).get_json()["id"]
+    hook, scenario = {"url": "https://example.com/hook"}, {"name": "x", "assertions": []}
+    for method, path, body, code in (
+            ("put", f"/webhooks/{row_id}", hook, "WEBHOOK_NOT_FOUND"),
+            ("delete", f"/webhooks/{row_id}", None, "WEBHOOK_NOT_FOUND"),
+            ("get", f"/webhooks/{row_id}/deliveries", None, "WEBHOOK_NOT_FOUND"),
+            ("get", f"/api/projects/{project}/rules/{row_id}", None, "RULE_NOT_FOUND"),
+            ("put", f"/api/projects/{project}/scenarios/{row_id}", scenario, "SCENARIO_NOT_FOUND"),
+            ("delete", f"/api/projects/{project}/members/{row_id}", None, "MEMBER_NOT_FOUND")):
+        res = getattr(client, method)(path, headers=headers, json=body)
+        assert res.status_code == 404 and res.get_json()["error"]["code"] == code, (method, path, res.get_json())

@@ -6,6 +6,7 @@ from flask import g, request
 from flask_smorest import Blueprint as SmorestBlueprint
 from webargs import core
 from webargs.flaskparser import FlaskParser
+from werkzeug.routing import IntegerConverter
 
 from app.errors import InvalidJSON, ValidationError
 
@@ -59,6 +60,24 @@ class Blueprint(SmorestBlueprint):
         # webargs builds a new schema from a class on every request (a tenth of a completion's
         # parsing); our argument schemas hold no state, so one instance per route serves them all.
         return super().arguments(schema() if isinstance(schema, type) else schema, *args, **kwargs)
+
+
+class RowId(IntegerConverter):
+    """A row id in a path (`<id:rule_id>`). One larger than the id columns hold (PostgreSQL's `integer`)
+    is read as an id no row has, so the route answers its own 404 (`WEBHOOK_NOT_FOUND`, …) where the
+    database would have refused the query with a 500 ("Python int too large to convert to SQLite
+    INTEGER"). Refusing it in the converter instead would make werkzeug answer 405 for the other
+    methods of the same path."""
+    MAX = 2**31 - 1
+    NO_ROW = -1
+
+    def to_python(self, value):
+        number = super().to_python(value)
+        return number if number <= self.MAX else self.NO_ROW
+
+    @staticmethod
+    def openapi(converter) -> dict:
+        return {"type": "integer", "minimum": 0, "maximum": RowId.MAX}
 
 
 def ok(data, status: int = 200):

@@ -67,7 +67,7 @@ def create_webhook(args):
                            description=args["description"])
 
 
-@bp.put("/webhooks/<int:webhook_id>")
+@bp.put("/webhooks/<id:webhook_id>")
 @require_user()
 @bp.arguments(s.WebhookUpdateSchema)
 @bp.response(200, s.WebhookSchema)
@@ -77,7 +77,7 @@ def update_webhook(args, webhook_id):
     return webhooks.to_dict(webhooks.update(user=g.user, webhook_id=webhook_id, changes=args))
 
 
-@bp.delete("/webhooks/<int:webhook_id>")
+@bp.delete("/webhooks/<id:webhook_id>")
 @require_user()
 @bp.response(204)
 @bp.alt_response(404, description="No such webhook, or not yours (`WEBHOOK_NOT_FOUND`)")
@@ -86,7 +86,7 @@ def delete_webhook(webhook_id):
     webhooks.delete(user=g.user, webhook_id=webhook_id)
 
 
-@bp.get("/webhooks/<int:webhook_id>/deliveries")
+@bp.get("/webhooks/<id:webhook_id>/deliveries")
 @require_user()
 @bp.arguments(s.PageArgsSchema, location="query")
 @bp.response(200, s.DeliveryListSchema)
@@ -95,7 +95,7 @@ def list_deliveries(args, webhook_id):
     return webhooks.list_deliveries(user=g.user, webhook_id=webhook_id, page=args["page"], limit=args["limit"])
 
 
-@bp.post("/webhooks/<int:webhook_id>/deliveries/<int:delivery_id>/redeliver")
+@bp.post("/webhooks/<id:webhook_id>/deliveries/<id:delivery_id>/redeliver")
 @require_user()
 @bp.response(202, s.DeliverySchema)
 @bp.alt_response(404, description="No such webhook or delivery (`WEBHOOK_NOT_FOUND`, `DELIVERY_NOT_FOUND`)")

@@ -64,7 +64,7 @@ def add_member(args, project_id):
     return projects.add_member(project_id=project_id, user=g.user, email=args["email"], role=args["role"])
 
 
-@bp.delete("/projects/<project_id>/members/<int:user_id>")
+@bp.delete("/projects/<project_id>/members/<id:user_id>")
 @require_user()
 @bp.response(204)
 @bp.alt_response(409, description="The owner cannot be removed (`OWNER_REQUIRED`)")
@@ -99,7 +99,7 @@ def create_rule(args, project_id):
     return content.create_rule(project_id=project_id, user=g.user, data=args)
 
 
-@bp.get("/projects/<project_id>/rules/<int:rule_id>")
+@bp.get("/projects/<project_id>/rules/<id:rule_id>")
 @require_user()
 @bp.response(200, RuleSchema)
 def get_rule(project_id, rule_id):
@@ -107,7 +107,7 @@ def get_rule(project_id, rule_id):
     return content.get_rule(project_id=project_id, user=g.user, rule_id=rule_id)
 
 
-@bp.put("/projects/<project_id>/rules/<int:rule_id>")
+@bp.put("/projects/<project_id>/rules/<id:rule_id>")
 @require_user()
 @bp.arguments(RuleInSchema)
 @bp.response(200, RuleSchema)
@@ -116,7 +116,7 @@ def update_rule(args, project_id, rule_id):
     return content.update_rule(project_id=project_id, user=g.user, rule_id=rule_id, data=args)
 
 
-@bp.delete("/projects/<project_id>/rules/<int:rule_id>")
+@bp.delete("/projects/<project_id>/rules/<id:rule_id>")
 @require_user()
 @bp.response(204)
 def delete_rule(project_id, rule_id):
@@ -141,7 +141,7 @@ def create_scenario(args, project_id):
     return content.create_scenario(project_id=project_id, user=g.user, data=args)
 
 
-@bp.get("/projects/<project_id>/scenarios/<int:scenario_id>")
+@bp.get("/projects/<project_id>/scenarios/<id:scenario_id>")
 @require_user()
 @bp.response(200, ScenarioSchema)
 def get_scenario(project_id, scenario_id):
@@ -149,7 +149,7 @@ def get_scenario(project_id, scenario_id):
     return content.get_scenario(project_id=project_id, user=g.user, scenario_id=scenario_id)
 
 
-@bp.put("/projects/<project_id>/scenarios/<int:scenario_id>")
+@bp.put("/projects/<project_id>/scenarios/<id:scenario_id>")
 @require_user()
 @bp.arguments(ScenarioInSchema)
 @bp.response(200, ScenarioSchema)
@@ -158,7 +158,7 @@ def update_scenario(args, project_id, scenario_id):
     return content.update_scenario(project_id=project_id, user=g.user, scenario_id=scenario_id, data=args)
 
 
-@bp.delete("/projects/<project_id>/scenarios/<int:scenario_id>")
+@bp.delete("/projects/<project_id>/scenarios/<id:scenario_id>")
 @require_user()
 @bp.response(204)
 def delete_scenario(project_id, scenario_id):

@@ -33,7 +33,7 @@ def create_key():
     return _page(201, created=key, secret=raw)
 
 
-@bp.post(f"{PREFIX}/keys/<int:key_id>/revoke")
+@bp.post(f"{PREFIX}/keys/<id:key_id>/revoke")
 @signed_in(admin=True)
 def revoke_key(key_id):
     key, _ = service.revoke_key(key_id)  # Redis down here is down for every web process: none serves from its cache

@@ -51,7 +51,7 @@ def create_content(project_id, kind):
     return _change(project_id, kind, "create")
 
 
-@bp.post(f"{PREFIX}/projects/<project_id>/<any(rules, scenarios):kind>/<int:item_id>")
+@bp.post(f"{PREFIX}/projects/<project_id>/<any(rules, scenarios):kind>/<id:item_id>")
 @signed_in()
 def update_content(project_id, kind, item_id):
     return _change(project_id, kind, "delete" if request.form.get("delete") else "update", item_id)

@@ -45,13 +45,13 @@ def _detail_page(webhook_id, status=200, **extra):
                            **context), status
 
 
-@bp.get(f"{PREFIX}/webhooks/<int:webhook_id>")
+@bp.get(f"{PREFIX}/webhooks/<id:webhook_id>")
 @signed_in()
 def webhook(webhook_id):
     return _detail_page(webhook_id)
 
 
-@bp.post(f"{PREFIX}/webhooks/<int:webhook_id>")
+@bp.post(f"{PREFIX}/webhooks/<id:webhook_id>")
 @signed_in()
 def update_webhook(webhook_id):
     try:
@@ -65,7 +65,7 @@ def update_webhook(webhook_id):
     return redirect(url_for("dashboard.webhook", webhook_id=webhook_id), code=303)
 
 
-@bp.post(f"{PREFIX}/webhooks/<int:webhook_id>/active")
+@bp.post(f"{PREFIX}/webhooks/<id:webhook_id>/active")
 @signed_in()
 def toggle_webhook(webhook_id):
     active = request.form.get("active") == "1"
@@ -75,7 +75,7 @@ def toggle_webhook(webhook_id):
     return redirect(url_for("dashboard.webhook", webhook_id=webhook_id), code=303)
 
 
-@bp.post(f"{PREFIX}/webhooks/<int:webhook_id>/delete")
+@bp.post(f"{PREFIX}/webhooks/<id:webhook_id>/delete")
 @signed_in()
 def delete_webhook(webhook_id):
     service.delete(user=g.user, webhook_id=webhook_id)
@@ -83,7 +83,7 @@ def delete_webhook(webhook_id):
     return redirect(url_for("dashboard.webhooks"), code=303)
 
 
-@bp.post(f"{PREFIX}/webhooks/<int:webhook_id>/deliveries/<int:delivery_id>/redeliver")
+@bp.post(f"{PREFIX}/webhooks/<id:webhook_id>/deliveries/<id:delivery_id>/redeliver")
 @signed_in()
 def redeliver(webhook_id, delivery_id):
     try:
