@@ -6,6 +6,9 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
+# The largest value of an `Integer` id column on PostgreSQL (`integer`); SQLite's go further. An id
+# above it names no row, and PostgreSQL refuses it in a query ("integer out of range").
+MAX_ROW_ID = 2**31 - 1
 
 
 class UTCDateTime(TypeDecorator):

@@ -9,6 +9,7 @@ from webargs.flaskparser import FlaskParser
 from werkzeug.routing import IntegerConverter
 
 from app.errors import InvalidJSON, ValidationError
+from app.types import MAX_ROW_ID
 
 
 def flatten_messages(messages, prefix="") -> dict[str, str]:
@@ -68,7 +69,7 @@ class RowId(IntegerConverter):
     database would have refused the query with a 500 ("Python int too large to convert to SQLite
     INTEGER"). Refusing it in the converter instead would make werkzeug answer 405 for the other
     methods of the same path."""
-    MAX = 2**31 - 1
+    MAX = MAX_ROW_ID
     NO_ROW = -1
 
     def to_python(self, value):

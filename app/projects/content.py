@@ -8,6 +8,7 @@ from app.projects import service as projects
 from app.projects.models import Record, Rule, Scenario
 from app.projects.rules import RuleError, validate_rule_definition
 from app.projects.scenarios import ScenarioError, validate_scenario_definition
+from app.types import MAX_ROW_ID
 
 
 def iter_record_pages(project_id: str, page_size: int = 2000):
@@ -150,8 +151,9 @@ def scenario_definitions(project_id: str, ids: list[int] | None = None) -> list[
 
 
 def check_scenario_ids(project_id: str, ids: list[int]) -> None:
+    possible = [i for i in ids if 0 < i <= MAX_ROW_ID]  # PostgreSQL refuses the others in a query
     found = set(db.session.scalars(select(Scenario.id).where(Scenario.project_id == project_id,
-                                                             Scenario.id.in_(ids))))
+                                                             Scenario.id.in_(possible))))
     missing = [i for i in ids if i not in found]
     if missing:
         raise ValidationError({"scenario_ids": f"No such scenario in this project: {missing}"})

@@ -163,6 +163,11 @@ def test_a_test_run_reports_pass_and_fail_per_scenario_and_assertion(client, own
     missing = client.post(f"/api/projects/{project['id']}/test-runs", json={"scenario_ids": [passing["id"] + 99]},
                           headers=owner["headers"])
     assert missing.status_code == 400
+    beyond = [passing["id"], -997, 2**31, 17246978000]  # ids PostgreSQL refuses in a query: no such scenario
+    res = client.post(f"/api/projects/{project['id']}/test-runs", json={"scenario_ids": beyond}, headers=owner["headers"])
+    assert res.status_code == 400, res.get_json()
+    assert res.get_json()["error"]["details"]["field_errors"]["scenario_ids"] == \
+        "No such scenario in this project: [-997, 2147483648, 17246978000]"
 
 
 def test_job_lists_filter_by_status_and_statistics_count_each_status(client, owner, make_project):
