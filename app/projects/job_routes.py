@@ -30,7 +30,7 @@ def start_import(form, files, project_id):
 
 @bp.post("/projects/<project_id>/exports")
 @require_user()
-@bp.arguments(ExportSchema)
+@bp.arguments(ExportSchema, required=False)  # a body is optional: every field has a default
 @bp.response(202, ProjectJobSchema)
 def start_export(args, project_id):
     """Export every record to CSV or XLSX; download it from `GET /api/jobs/{id}/download` when Completed."""
@@ -47,7 +47,7 @@ def start_validation(project_id):
 
 @bp.post("/projects/<project_id>/test-runs")
 @require_user()
-@bp.arguments(TestRunSchema)
+@bp.arguments(TestRunSchema, required=False)  # no body: run every scenario
 @bp.response(202, ProjectJobSchema)
 def start_test_run(args, project_id):
     """Run the project's scenarios (all, or `scenario_ids`); the result is pass/fail per scenario and assertion."""
