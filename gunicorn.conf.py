@@ -23,6 +23,9 @@ def post_worker_init(worker):
     from app.notify.publisher import publisher
     publisher.run_in_background()
     queue.run_in_background()
+    # What gunicorn refuses itself (a request line over 4094 bytes, oversized headers) answers in JSON.
+    import gunicorn_errors
+    gunicorn_errors.install()
 
 
 # Seats for least_connections: the master keeps the table of each web process's connections. (Imported

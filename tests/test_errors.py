@@ -114,3 +114,17 @@ def test_an_id_larger_than_any_row_is_the_routes_own_404(client, user_headers, r
             ("delete", f"/api/projects/{project}/members/{row_id}", None, "MEMBER_NOT_FOUND")):
         res = getattr(client, method)(path, headers=headers, json=body)
         assert res.status_code == 404 and res.get_json()["error"]["code"] == code, (method, path, res.get_json())
+
+
+def test_what_gunicorn_refuses_before_the_app_is_json_too(live_server):
+    """A request line over 4094 bytes or a header over 8190 never reaches Flask: gunicorn answers it."""
+    import requests
+
+    too_long = requests.get(live_server + "/api/v1/jobs/" + "x" * 5000, timeout=10)
+    too_big = requests.get(live_server + "/healthz", headers={"X-Padding": "y" * 9000}, timeout=10)
+    for res, status, code in ((too_long, 400, "BAD_REQUEST"), (too_big, 431, "REQUEST_HEADERS_TOO_LARGE")):
+        assert res.status_code == status and res.headers["Content-Type"] == "application/json", res.text
+        body = res.json()
+        assert body["error"]["code"] == code and body["error"]["message"], body
+        assert body["request_id"] == res.headers["X-Request-ID"]
+    assert "Request Line is too large" in too_long.json()["error"]["message"]
