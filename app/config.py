@@ -98,6 +98,8 @@ SETTINGS = [
             "revocation still takes effect at once"),
     Setting("LONG_POLL_MAX_MS", 25000, "longest wait of a long-polling activate request"),
     Setting("LONG_POLL_MAX_WAITERS", 2000, "waiting activate requests per web process before 503"),
+    Setting("COMPLETION_LOCK_TIMEOUT_MS", 5000, "longest wait of a web process's completion committer for a "
+            "row another transaction holds (PostgreSQL), before that completion answers 503"),
     Setting("ALLOW_PRIVATE_WEBHOOKS", "(true outside production)", "let webhooks target private addresses"),
     Setting("WS_ALLOWED_ORIGINS", "(same host)", "comma-separated Origins allowed on `/ws`"),
     Setting("LOG_LEVEL", "INFO", "log level of the JSON request log"),
@@ -140,6 +142,7 @@ def load(env=None, overrides=None) -> dict:
         "API_KEY_CACHE_SECONDS": _int(env, "API_KEY_CACHE_SECONDS", 10),
         "LONG_POLL_MAX_MS": _int(env, "LONG_POLL_MAX_MS", 25000),
         "LONG_POLL_MAX_WAITERS": _int(env, "LONG_POLL_MAX_WAITERS", 2000),
+        "COMPLETION_LOCK_TIMEOUT_MS": _int(env, "COMPLETION_LOCK_TIMEOUT_MS", 5000),
         "ALLOW_PRIVATE_WEBHOOKS": env.get("ALLOW_PRIVATE_WEBHOOKS", "false" if production else "true").lower()
         in ("1", "true", "yes"),
         "WS_ALLOWED_ORIGINS": [o.strip() for o in env.get("WS_ALLOWED_ORIGINS", "").split(",") if o.strip()],

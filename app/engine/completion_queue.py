@@ -9,7 +9,11 @@ transaction (`completion.complete_together`), hands each request its answer or e
 what queued meanwhile. Nothing waits for a batch to fill: an idle committer starts at once, so a
 lone completion costs one hand-over between greenlets and nothing else. One transaction in flight
 per process means that a completion waiting for a locked instance holds up the process's others;
-the engine's own transactions hold an instance's lock for milliseconds.
+the engine's own transactions hold an instance's lock for milliseconds, but a stuck one (an open
+`psql` session, a transaction left idle) would hold them for as long as it lives. So on PostgreSQL the
+committer's connection waits at most `COMPLETION_LOCK_TIMEOUT_MS` for a row lock: past it the group
+is retried one completion at a time, the others go through, and the one whose row is held answers
+503 `INSTANCE_BUSY` (its job is untouched, still the worker's, and can be completed again).
 
 The committer holds one pooled connection for its life and runs its groups on it, outside the ORM
 session (`tx.write_on`): a session transaction on a connection checked out of the pool and back
@@ -28,7 +32,9 @@ import queue as queues
 import threading
 
 from flask import current_app
+from psycopg.errors import LockNotAvailable
 
+from app.engine.errors import InstanceBusy
 from app.process_threads import ProcessThreads, take_queued
 
 log = logging.getLogger("conveyor.engine.completion_queue")
@@ -115,7 +121,7 @@ class CompletionQueue:
             self._let_go_if_lost()
             for i, outcome in zip(failed, again):
                 outcomes[i] = outcome
-        return outcomes
+        return [_busy(request, outcome) for request, outcome in zip(requests, outcomes)]
 
     def _connection(self, app):
         """This committer's connection to `app`'s database (one app per process; several only in tests)."""
@@ -123,11 +129,17 @@ class CompletionQueue:
 
         conn = getattr(self.held, "conn", None)
         if conn is not None and self.held.app is not app:
+            if conn.dialect.name == "postgresql":
+                conn.exec_driver_sql("RESET lock_timeout")  # back to the pool as it came
+                conn.commit()
             conn.close()
             conn = None
         if conn is None:
             conn = self.held.conn = db.engine.connect()
             self.held.app = app
+            if conn.dialect.name == "postgresql":  # for this connection's life, so no round trip per group
+                conn.exec_driver_sql(f"SET lock_timeout = {int(app.config['COMPLETION_LOCK_TIMEOUT_MS'])}")
+                conn.commit()
         return conn
 
     def _let_go_if_lost(self) -> bool:
@@ -141,6 +153,14 @@ class CompletionQueue:
         conn.invalidate()
         conn.close()
         return True
+
+
+def _busy(request, outcome):
+    """A completion that waited out the lock timeout (PostgreSQL's error, from the driver or through
+    SQLAlchemy) is the worker's to retry."""
+    if isinstance(getattr(outcome, "orig", outcome), LockNotAvailable):
+        return InstanceBusy(request.key)
+    return outcome
 
 
 queue = CompletionQueue()

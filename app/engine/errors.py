@@ -45,6 +45,14 @@ class InstanceNotActive(Conflict):
     code, message = "PROCESS_INSTANCE_NOT_ACTIVE", "Process instance is not active"
 
 
+class InstanceBusy(AppError):
+    status, code = 503, "INSTANCE_BUSY"
+    message = "The job's process instance is held by another transaction; retry shortly"
+
+    def __init__(self, job_key: str):
+        super().__init__(details={"job_key": job_key}, headers={"Retry-After": "1"})
+
+
 class IncidentNotFound(NotFound):
     code, message = "INCIDENT_NOT_FOUND", "Incident not found"
 

@@ -60,6 +60,8 @@ def activate_jobs(args):
 @bp.alt_response(400, description=_BAD_VARIABLES)
 @bp.alt_response(404, description=_JOB_NOT_FOUND)
 @bp.alt_response(409, description=_NOT_ACTIVE.format("JOB_NOT_COMPLETABLE"))
+@bp.alt_response(503, description="`INSTANCE_BUSY`: the job's rows stayed locked by another transaction past "
+                                  "`COMPLETION_LOCK_TIMEOUT_MS`; nothing was written, retry after `Retry-After`")
 def complete_job(args, job_key):
     """Complete an active job with result variables (merged into the instance; a key sent as null is removed).
 

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from app.engine import activation, completion, deploy, instances
 from app.engine.completion import Completion, complete_together
 from app.engine.completion_queue import CompletionQueue
-from app.engine.errors import JobNotCompletable, JobNotFound
+from app.engine.errors import InstanceBusy, JobNotCompletable, JobNotFound
 from app.engine.models import Instance, Job, JobHistory
 from app.extensions import db
 from tests.engine.helpers import Api, flow, model, one_task, task
@@ -187,6 +187,41 @@ def test_the_committer_groups_completions_that_arrive_while_it_is_busy(app):
     assert committer.completions == 12 and committer.groups == 2, committer.groups
     db.session.rollback()
     assert db.session.scalar(select(func.count()).select_from(Job).where(Job.state == "COMPLETED")) == 12
+
+
+def test_a_completion_whose_instance_stays_locked_answers_busy_and_holds_up_no_other(app):
+    """One committer per process: a row held by a stuck transaction (an open psql session) would stop
+    every completion of the process for as long as it lives. Past COMPLETION_LOCK_TIMEOUT_MS the held
+    one answers 503 INSTANCE_BUSY, having changed nothing, and the others complete."""
+    app.config["COMPLETION_LOCK_TIMEOUT_MS"] = 300
+    jobs, committer = _jobs_and_a_committer(3)
+    outcomes: dict = {}
+
+    def submit(job):
+        with app.app_context():
+            try:
+                outcomes[job["key"]] = committer.submit(_request(job))["status"]
+            except Exception as exc:  # the answer under test
+                outcomes[job["key"]] = exc
+
+    blocker = psycopg.connect(app.config["SQLALCHEMY_DATABASE_URI"].replace("+psycopg", ""))
+    try:
+        blocker.execute("SELECT 1 FROM engine_instances WHERE key = %s FOR UPDATE", (jobs[0]["process_instance_id"],))
+        threads = [threading.Thread(target=submit, args=(job,)) for job in jobs]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(10)
+        held = outcomes[jobs[0]["key"]]
+        assert isinstance(held, InstanceBusy) and held.status == 503 and held.headers == {"Retry-After": "1"}
+        assert [outcomes[job["key"]] for job in jobs[1:]] == ["COMPLETED", "COMPLETED"]
+    finally:
+        blocker.rollback()
+        blocker.close()
+    db.session.rollback()
+    assert db.session.get(Job, jobs[0]["key"]).state == "ACTIVATED"  # nothing of it was written
+    submit(jobs[0])
+    assert outcomes[jobs[0]["key"]] == "COMPLETED"
 
 
 def test_a_committer_whose_connection_was_lost_completes_on_a_fresh_one(app, monkeypatch):
