@@ -6,9 +6,10 @@ no-op jobs/s on the same Redis, (d) wake latency p50/p99 from the start-instance
 job reaching an already-waiting worker, (e) server CPU ms per job (gunicorn + the database's
 backends, from /proc), wrk's own CPU share, and the target ratios.
 
-(a), (b) and (c) are measured in rounds, each (b) then (a) then (c) back to back, and the ratios
-are taken within a round: the machine is shared, and its speed drifts by 20 % and more within a
-minute, which moves a ratio of figures measured a minute apart as much as any code change. The
+(a), (b) and (c) are measured in rounds, each half of (b), then (a), the other half of (b), then
+(c), back to back, and the ratios are taken within a round: the machine is shared, and its speed
+drifts by 20 % and more within a minute, which moves a ratio of figures measured a minute apart as
+much as any code change. (b) brackets (a) so that a drift during the round weighs on both. The
 summary gives the median of the rounds' ratios.
 
     .venv/bin/python bench/worker_api.py [--rounds 3] [--seconds 6] [--instances N]
@@ -192,12 +193,23 @@ def jobs_run(web, base, key, dbname, seconds, connections=8) -> dict:
             "pg_ms": cpu_ms(pg_backends(ADMIN_URL, dbname)) - pg_before, "split": split.get("value", "?")}
 
 
+def healthz_rate(base, seconds) -> float:
+    """(b): /healthz requests per second under wrk, as many connections as (a) has workers."""
+    return wrk_rate(run_wrk(["-t2", "-c8", f"-d{seconds}s", base + "/healthz"])[0])
+
+
 def one_round(web, base, key, db_url, dbname, redis_url, opts) -> dict:
-    """(b), then (a) with the CPU it cost, then (c): one round, measured back to back."""
-    healthz = wrk_rate(run_wrk(["-t2", "-c8", f"-d{opts.seconds}s", base + "/healthz"])[0])
+    """(b) in two halves around (a), which is measured with the CPU it cost, then (c).
+
+    (b) is the mean of the halves just before and just after (a). The machine is shared and its
+    speed drifts within seconds (one session saw the same code cost 1.36 to 2.69 ms of CPU per job
+    from round to round), so a baseline taken only before (a) let a drift land in the ratio."""
+    half = max(1, opts.seconds // 2)
+    before = healthz_rate(base, half)
     since = datetime.now(timezone.utc)
     run = jobs_run(web, base, key, dbname, opts.seconds)
     completed, window = throughput_window(db_url, since)
+    healthz = (before + healthz_rate(base, half)) / 2
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", run["out"])
     jobs = completed / window if window else 0.0
     rq = rq_baseline(redis_url, opts.rq_jobs)

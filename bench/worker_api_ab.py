@@ -43,8 +43,7 @@ def one_run(tree, db_url, dbname, key, seconds, connections=8) -> dict:
         for _ in range(20):  # warm both workers
             requests.post(base + "/api/v1/jobs/activate", headers={"X-API-Key": key}, timeout=10,
                           json={"type": "none", "worker": "warm", "request_timeout": 0})
-        out, _ = wa.run_wrk(["-t2", "-c8", "-d3s", base + "/healthz"])
-        healthz = wa.wrk_rate(out)
+        healthz = wa.healthz_rate(base, 3)
         done_before = completed(db_url)
         run = wa.jobs_run(web, base, key, dbname, seconds, connections)
         done, wall = completed(db_url) - done_before, run["wall"]
