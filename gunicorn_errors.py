@@ -10,16 +10,15 @@ import json
 
 from gunicorn import util
 
-_CODES = {400: "BAD_REQUEST", 403: "FORBIDDEN", 431: "REQUEST_HEADERS_TOO_LARGE", 500: "INTERNAL_ERROR",
-          501: "NOT_IMPLEMENTED"}
-
 
 def write_json_error(sock, status_int, reason, mesg):
+    from app.errors import HTTP_CODES
     from app.observability import new_request_id
 
     request_id = new_request_id()
-    body = json.dumps({"error": {"code": _CODES.get(status_int, "HTTP_ERROR"), "message": mesg or reason,
-                                 "details": {}}, "request_id": request_id}).encode()
+    code = HTTP_CODES.get(status_int, ("HTTP_ERROR", reason))[0]
+    body = json.dumps({"error": {"code": code, "message": mesg or reason, "details": {}},
+                       "request_id": request_id}).encode()
     head = (f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
             f"Content-Length: {len(body)}\r\nX-Request-ID: {request_id}\r\n\r\n").encode("latin-1")
     util.write_nonblock(sock, head + body)

@@ -67,7 +67,9 @@ class Unavailable(AppError):
     status, code, message = 503, "SERVICE_UNAVAILABLE", "Service temporarily unavailable"
 
 
-_HTTP_CODES = {
+# Our code for an HTTP status that arrives without one of ours: werkzeug's exceptions here, and what
+# gunicorn refuses before the app sees it (gunicorn_errors.py).
+HTTP_CODES = {
     400: ("BAD_REQUEST", "Bad request"),
     401: ("UNAUTHORIZED", "Authentication required"),
     403: ("FORBIDDEN", "Not allowed"),
@@ -76,6 +78,9 @@ _HTTP_CODES = {
     413: ("PAYLOAD_TOO_LARGE", "Request body is too large"),
     415: ("UNSUPPORTED_MEDIA_TYPE", "Unsupported media type"),
     429: ("RATE_LIMITED", "Too many requests"),
+    431: ("REQUEST_HEADERS_TOO_LARGE", "Request header fields too large"),
+    500: ("INTERNAL_ERROR", "Internal server error"),
+    501: ("NOT_IMPLEMENTED", "Not implemented"),
 }
 
 JSON_PREFIXES = ("/api/", "/auth/", "/jobs", "/webhooks", "/submit-job", "/healthz", "/readyz", "/openapi.json", "/ws")
@@ -105,7 +110,7 @@ def error_response(err: AppError):
 
 
 def _from_http(exc: HTTPException) -> AppError:
-    code, message = _HTTP_CODES.get(exc.code, ("HTTP_ERROR", exc.name))
+    code, message = HTTP_CODES.get(exc.code, ("HTTP_ERROR", exc.name))
     details = {}
     if exc.code == 405 and getattr(exc, "valid_methods", None):
         details["allowed_methods"] = sorted(exc.valid_methods)

@@ -1,6 +1,7 @@
 """The OpenAPI description tells the truth: every answer of a worker's day (successes and each kind of
 error) validates against the schema documented for its operation and status, or else the operation's
 `default`. A client generated from /openapi.json then types the answers it will really get."""
+import io
 import json
 
 import pytest
@@ -172,7 +173,7 @@ def test_the_user_apis_answers_match_the_description(client, make_user, rq_worke
     rows = [("FT-100", "Feed flow", "AI", "m3/h", 0, 120, 300), ("XV-103", "Feed valve", "DO", "", "", "", 400)]
     header = ("tag", "description", "type", "unit", "range_low", "range_high", "area")
     imported = call("post", project + "/imports", 202, path=f"{at}/imports", content_type="multipart/form-data",
-                    data={"file": (__import__("io").BytesIO(csv_bytes(rows, header)), "tags.csv")})
+                    data={"file": (io.BytesIO(csv_bytes(rows, header)), "tags.csv")})
     jobs, job = "/api/jobs", "/api/jobs/{job_id}"
     wait_for(client, call.headers, imported["id"])
     call("get", job, 200, path=f"{jobs}/{imported['id']}")  # completed, with its result

@@ -33,9 +33,6 @@ class WorkerErrorEnvelopeSchema(ErrorEnvelopeSchema):
     success = ma.fields.Boolean(required=True, metadata={"description": "Always false"})
 
 
-_SCHEMAS = {"/api/v1": "WorkerErrorEnvelope", "": "ErrorEnvelope"}
-
-
 def _description(name: str) -> str:
     """flask-smorest refers to its error responses by status name (`BAD_REQUEST`, `DEFAULT_ERROR`)."""
     if name == "BAD_REQUEST":  # what the argument parser answers
@@ -53,7 +50,7 @@ class ErrorEnvelopePlugin(BasePlugin):
         spec.components.schema("WorkerErrorEnvelope", schema=WorkerErrorEnvelopeSchema)
 
     def operation_helper(self, path=None, operations=None, **kwargs):
-        name = next(schema for prefix, schema in _SCHEMAS.items() if (path or "").startswith(prefix))
+        name = "WorkerErrorEnvelope" if (path or "").startswith("/api/v1") else "ErrorEnvelope"
         content = {"application/json": {"schema": {"$ref": f"#/components/schemas/{name}"}}}
         for operation in (operations or {}).values():
             responses = operation.get("responses", {}) if isinstance(operation, dict) else {}
