@@ -3,8 +3,10 @@
 gunicorn answers a request line over `limit_request_line` (4094 bytes), headers over its limits and
 malformed requests itself, with an HTML page: the one place an API client still met HTML. Its
 error writer, `gunicorn.util.write_error`, is the only hook it offers, so the web workers replace it
-(gunicorn.conf.py, `post_worker_init`). The path may not have been read, so the answer is the user
-APIs' envelope, whatever the path. Outside the `app` package for the reason least_connections.py is.
+(gunicorn.conf.py, `post_worker_init`). The path may not have been read, so the answer must suit
+either surface: it is the worker API's envelope, which is the user APIs' envelope with
+`"success": false` added, so a client of either reads `error` and `request_id` where it expects them.
+Outside the `app` package for the reason least_connections.py is.
 """
 import json
 
@@ -17,7 +19,7 @@ def write_json_error(sock, status_int, reason, mesg):
 
     request_id = new_request_id()
     code = HTTP_CODES.get(status_int, ("HTTP_ERROR", reason))[0]
-    body = json.dumps({"error": {"code": code, "message": mesg or reason, "details": {}},
+    body = json.dumps({"success": False, "error": {"code": code, "message": mesg or reason, "details": {}},
                        "request_id": request_id}).encode()
     head = (f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
             f"Content-Length: {len(body)}\r\nX-Request-ID: {request_id}\r\n\r\n").encode("latin-1")

@@ -4,6 +4,7 @@ from flask import Flask
 from app import config as config_module
 from app.api.base import RowId, json_body_cap, refuse_nul_characters
 from app.api.error_docs import ErrorEnvelopePlugin
+from app.api.schema_rules import SchemaRulesPlugin
 from app.errors import register_error_handlers
 from app import dbsetup  # noqa: F401  (SQLite pragmas and BEGIN handling)
 from app import green_wait
@@ -44,7 +45,7 @@ def register_extensions(app: Flask) -> None:
     ext.csrf.init_app(app)
     app.url_map.converters["id"] = RowId  # before any route uses it
     ext.api.init_app(app, spec_kwargs={"info": {"description": _API_DESCRIPTION},
-                                       "extra_plugins": [ErrorEnvelopePlugin()]})
+                                       "extra_plugins": [ErrorEnvelopePlugin(), SchemaRulesPlugin()]})
     ext.api.register_converter(RowId, RowId.openapi)
     ext.api.spec.components.security_scheme("ApiKeyAuth", {"type": "apiKey", "in": "header", "name": "X-API-Key"})
     ext.api.spec.components.security_scheme("BearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})

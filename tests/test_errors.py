@@ -127,4 +127,5 @@ def test_what_gunicorn_refuses_before_the_app_is_json_too(live_server):
         body = res.json()
         assert body["error"]["code"] == code and body["error"]["message"], body
         assert body["request_id"] == res.headers["X-Request-ID"]
+        assert body["success"] is False  # the worker API's envelope, which a user API client reads as its own
     assert "Request Line is too large" in too_long.json()["error"]["message"]

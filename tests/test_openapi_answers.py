@@ -213,3 +213,30 @@ def test_the_user_apis_answers_match_the_description(client, make_user, rq_worke
     call("get", "/webhooks/{webhook_id}/deliveries", 200, path=f"/webhooks/{hook['id']}/deliveries")
     call("delete", "/webhooks/{webhook_id}", 204, path=f"/webhooks/{hook['id']}")
     call("post", "/auth/logout", 204, json={"refresh_token": tokens["refresh_token"]})
+
+
+def _request_schema(call, method, template):
+    body = call.spec["paths"][template][method]["requestBody"]["content"]["application/json"]["schema"]
+    return Draft4Validator({**body, "components": call.components})
+
+
+def test_patch_jobs_rule_over_its_fields_is_in_the_description(call):
+    """`PATCH /api/v1/jobs/{key}` needs `timeout`, `retries` or both: the description says so too, and
+    agrees with the server on each body."""
+    job = "/api/v1/jobs/{job_key}"
+    documented = _request_schema(call, "patch", job)
+    for body, accepted in (({}, False), ({"timeout": None, "retries": None}, False), ({"timeout": 5000}, True),
+                           ({"retries": 2}, True), ({"timeout": None, "retries": 2}, True)):
+        assert documented.is_valid(body) is accepted, body
+        res = call.client.patch("/api/v1/jobs/srv1-job-nope", headers=call.headers, json=body)
+        assert res.status_code == (404 if accepted else 400), (body, res.get_json())
+
+
+def test_answers_fields_are_required_only_in_answers(call):
+    """A response schema that extends a request schema (a rule, a scenario) marks its own fields
+    required; the request's stay as they were."""
+    schemas = call.spec["components"]["schemas"]
+    assert sorted(schemas["RuleIn"]["required"]) == ["field", "kind"]
+    assert sorted(schemas["Rule"]["required"]) == ["field", "id", "kind", "name", "params"]
+    assert sorted(schemas["ScenarioIn"]["required"]) == ["assertions", "name"]
+    assert "cancelled" not in schemas["JobStatus"]["required"]

@@ -1,4 +1,5 @@
 """What every API blueprint shares: input parsing that fails in our envelope, and the v1 envelope."""
+import copy
 import json
 
 import marshmallow as ma
@@ -10,6 +11,23 @@ from werkzeug.routing import IntegerConverter
 
 from app.errors import InvalidJSON, ValidationError
 from app.types import MAX_ROW_ID
+
+
+def answer(*optional: str):
+    """A response schema whose fields are in every answer (null where a field allows it), except the
+    `optional` ones: the description marks the others required, so that a client generated from it
+    need not guess which keys it can rely on (tests/test_openapi_answers.py holds answers to it).
+    The fields are copied before they are marked: a schema that extends a request schema shares its
+    field objects, and marking those would make the request's fields required too."""
+    def mark(cls):
+        unknown = set(optional) - set(cls._declared_fields)
+        if unknown:
+            raise TypeError(f"{cls.__name__} has no field {sorted(unknown)}")
+        for name, field in list(cls._declared_fields.items()):
+            field = cls._declared_fields[name] = copy.copy(field)
+            field.required = name not in optional
+        return cls
+    return mark
 
 
 def flatten_messages(messages, prefix="") -> dict[str, str]:

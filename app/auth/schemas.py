@@ -1,6 +1,7 @@
 import marshmallow as ma
 
 from app import clock
+from app.api.base import answer
 
 
 class LoginSchema(ma.Schema):
@@ -16,6 +17,7 @@ class LogoutSchema(ma.Schema):
     refresh_token = ma.fields.String(validate=ma.validate.Length(max=4096))
 
 
+@answer()
 class TokenPairSchema(ma.Schema):
     access_token = ma.fields.String(required=True)
     refresh_token = ma.fields.String(required=True)
@@ -23,6 +25,7 @@ class TokenPairSchema(ma.Schema):
     expires_in = ma.fields.Integer(required=True, metadata={"description": "access token lifetime, seconds"})
 
 
+@answer()
 class UserSchema(ma.Schema):
     id = ma.fields.Integer()
     email = ma.fields.String()

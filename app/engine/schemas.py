@@ -2,23 +2,15 @@
 import marshmallow as ma
 from marshmallow import fields as f, validate as v
 
+from app.api.base import answer
+from app.api.schema_rules import one_of_given
+
 NAME = r"^[A-Za-z0-9_-]{1,100}$"
 
 
 def _int(low, high, message, strict=True, **kw):
     return f.Integer(strict=strict, validate=v.Range(low, high, error=message),
                      error_messages={"invalid": message, "required": message}, **kw)
-
-
-def answer(*optional: str):
-    """A response schema whose fields are in every answer (null where a field allows it), except the
-    `optional` ones: the description marks the others required, so that a client generated from it
-    need not guess which keys it can rely on (tests/test_openapi_answers.py holds answers to it)."""
-    def mark(cls):
-        for name, field in cls._declared_fields.items():
-            field.required = name not in optional
-        return cls
-    return mark
 
 
 class Lenient(ma.Schema):
@@ -166,6 +158,8 @@ class ThrowErrorResult(ma.Schema):
 
 
 class UpdateJobRequest(Lenient):
+    OPENAPI_RULES = one_of_given(timeout="integer", retries="integer")
+
     timeout = _int(1000, 3_600_000, "Timeout must be between 1000 and 3600000 milliseconds", load_default=None,
                    allow_none=True, metadata={"description": "New deadline = now + timeout (active jobs)"})
     retries = _int(1, 100, "Retries must be between 1 and 100", load_default=None, allow_none=True)

@@ -2,6 +2,7 @@
 import marshmallow as ma
 from marshmallow import validate
 
+from app.api.base import answer
 from app.notify.models import EVENT_TYPES
 from app.notify.shapes import STATES
 
@@ -21,6 +22,7 @@ class WebhookUpdateSchema(ma.Schema):
     active = ma.fields.Boolean()
 
 
+@answer()
 class WebhookSchema(ma.Schema):
     id = ma.fields.Integer(required=True)
     url = ma.fields.String(required=True)
@@ -33,11 +35,13 @@ class WebhookSchema(ma.Schema):
     updatedAt = ma.fields.String(required=True)
 
 
+@answer()
 class WebhookCreatedSchema(WebhookSchema):
     secret = ma.fields.String(required=True, metadata={
         "description": "`whsec_…` signing secret; shown only in this answer"})
 
 
+@answer()
 class WebhookListSchema(ma.Schema):
     webhooks = ma.fields.List(ma.fields.Nested(WebhookSchema), required=True)
 
@@ -51,6 +55,7 @@ class JobPageArgsSchema(PageArgsSchema):
     status = ma.fields.String(validate=validate.OneOf(STATES))
 
 
+@answer()
 class PaginationSchema(ma.Schema):
     total = ma.fields.Integer()
     page = ma.fields.Integer()
@@ -58,12 +63,14 @@ class PaginationSchema(ma.Schema):
     pages = ma.fields.Integer()
 
 
+@answer()
 class TimestampSchema(ma.Schema):
     created = ma.fields.Integer(allow_none=True)
     started = ma.fields.Integer(allow_none=True)
     finished = ma.fields.Integer(allow_none=True)
 
 
+@answer()
 class JobStatusSummarySchema(ma.Schema):
     id = ma.fields.String()
     name = ma.fields.String()
@@ -72,12 +79,14 @@ class JobStatusSummarySchema(ma.Schema):
     timestamp = ma.fields.Nested(TimestampSchema)
 
 
+@answer("cancelled")
 class JobStatusSchema(JobStatusSummarySchema):
     result = ma.fields.Raw(allow_none=True)
     failedReason = ma.fields.String(allow_none=True)
     cancelled = ma.fields.Boolean(metadata={"description": "present (true) when the job was cancelled"})
 
 
+@answer()
 class JobPageSchema(ma.Schema):
     jobs = ma.fields.List(ma.fields.Nested(JobStatusSummarySchema))
     pagination = ma.fields.Nested(PaginationSchema)
@@ -89,10 +98,12 @@ class SubmitJobSchema(ma.Schema):
     webhookUrl = ma.fields.String(validate=validate.Length(1, 2048), allow_none=True)
 
 
+@answer()
 class SubmittedSchema(ma.Schema):
     jobId = ma.fields.String(required=True)
 
 
+@answer()
 class AttemptSchema(ma.Schema):
     attempt = ma.fields.Integer()
     statusCode = ma.fields.Integer(allow_none=True)
@@ -101,6 +112,7 @@ class AttemptSchema(ma.Schema):
     at = ma.fields.String()
 
 
+@answer()
 class DeliverySchema(ma.Schema):
     id = ma.fields.Integer()
     eventId = ma.fields.String()
@@ -118,6 +130,7 @@ class DeliverySchema(ma.Schema):
     log = ma.fields.List(ma.fields.Nested(AttemptSchema))
 
 
+@answer()
 class DeliveryListSchema(ma.Schema):
     deliveries = ma.fields.List(ma.fields.Nested(DeliverySchema))
     pagination = ma.fields.Nested(PaginationSchema)

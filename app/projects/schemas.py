@@ -3,6 +3,7 @@ import marshmallow as ma
 from marshmallow import fields, validate
 
 from app import clock
+from app.api.base import answer
 from app.projects.models import STATUSES
 
 
@@ -19,6 +20,7 @@ class ProjectCreateSchema(ma.Schema):
     key_field = fields.String(data_key="keyField", load_default="tag", validate=validate.Length(1, 200))
 
 
+@answer()
 class ProjectSchema(ma.Schema):
     id = fields.String(attribute="project.id")
     name = fields.String(attribute="project.name")
@@ -35,6 +37,7 @@ class MemberCreateSchema(ma.Schema):
     role = fields.String(load_default="member", validate=validate.OneOf(["member"]))
 
 
+@answer()
 class MemberSchema(ma.Schema):
     userId = fields.Integer()
     email = fields.String()
@@ -48,6 +51,7 @@ class RecordsQuery(ma.Schema):
     after = fields.String(load_default=None, metadata={"description": "the last key of the previous page"})
 
 
+@answer()
 class RecordSchema(ma.Schema):
     key = fields.String()
     data = fields.Dict()
@@ -55,6 +59,7 @@ class RecordSchema(ma.Schema):
     updatedAt = UTCTime(attribute="updated_at")
 
 
+@answer()
 class RecordPageSchema(ma.Schema):
     records = fields.List(fields.Nested(RecordSchema))
     total = fields.Integer()
@@ -69,6 +74,7 @@ class RuleInSchema(ma.Schema):
     params = fields.Dict(load_default=dict)
 
 
+@answer()
 class RuleSchema(RuleInSchema):
     id = fields.Integer()
 
@@ -79,6 +85,7 @@ class ScenarioInSchema(ma.Schema):
         "description": "each {kind: count|all_have|none_have|all_match|exists, where?, expect?: pass|fail, …}"})
 
 
+@answer()
 class ScenarioSchema(ScenarioInSchema):
     id = fields.Integer()
 
@@ -105,6 +112,7 @@ class ProjectJobsQuery(ma.Schema):
     limit = fields.Integer(load_default=1000, validate=validate.Range(1, 5000))
 
 
+@answer()
 class ProjectJobSchema(ma.Schema):
     id = fields.String()
     type = fields.String()
@@ -121,6 +129,7 @@ class ProjectJobSchema(ma.Schema):
     createdByName = fields.String(allow_none=True)
 
 
+@answer()
 class ProjectJobStatsSchema(ma.Schema):
     total = fields.Integer()
     queued = fields.Integer()
