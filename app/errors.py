@@ -9,6 +9,7 @@ Surfaces:
 import logging
 
 from flask import current_app, g, jsonify, render_template, request
+from redis.exceptions import ConnectionError as RedisConnectionError, TimeoutError as RedisTimeoutError
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger("conveyor.errors")
@@ -140,6 +141,15 @@ def register_error_handlers(app):
             return exc
         return error_response(_from_http(exc))
 
+    @app.errorhandler(RedisConnectionError)
+    @app.errorhandler(RedisTimeoutError)
+    def handle_redis_away(exc):
+        # What needs Redis and cannot do without it (a live feed, a cancel signal) says so, and when to
+        # retry; what can do without it (activate, complete, stats, submitting a job) does.
+        log.warning("Redis cannot be reached on %s %s: %s", request.method, request.path, exc)
+        return handle_app_error(Unavailable("Redis cannot be reached; retry shortly", {"dependency": "redis"},
+                                            headers={"Retry-After": "5"}))
+
     @app.errorhandler(Exception)
     def handle_unexpected(exc):
         log.exception("unhandled error on %s %s", request.method, request.path)
@@ -151,7 +161,7 @@ def register_error_handlers(app):
 
 def _html(err: AppError):
     try:
-        return render_template("error.html", error=err), err.status
+        return render_template("error.html", error=err), err.status, err.headers
     except Exception:  # the template itself failed: fall back to plain text, never a trace
         current_app.logger.exception("error page failed")
         return f"{err.status} {err.message}", err.status, {"Content-Type": "text/plain; charset=utf-8"}

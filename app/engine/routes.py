@@ -136,8 +136,9 @@ def list_jobs(args):
 @bp.response(200, envelope(s.Stats))
 def job_stats():
     """Per job type: counts by status, backlog and its oldest age, in flight, in backoff, open incidents,
-    workers seen in the last 5 minutes with their last poll, completions per minute, mean activation
-    wait and processing time over the last 5 minutes."""
+    workers seen in the last 5 minutes with their last poll (`null` while Redis, which keeps the polls,
+    cannot be reached), completions per minute, mean activation wait and processing time over the last
+    5 minutes."""
     return ok(stats.job_stats(tenant=g.api_key.tenant))
 
 

@@ -5,10 +5,15 @@ Definitions: `backlog` — activatable now (new, retry due, or deadline passed),
 deadline still ahead; `in_backoff` — waiting for a retry delay; `completions_per_minute`,
 `mean_activation_wait_ms` (created → activated) and `mean_processing_ms` (activated → completed)
 over jobs completed in the last `WINDOW` (5 minutes); `workers` — those that polled for the
-type in the last 5 minutes, with their last poll (kept in Redis, not in the database).
+type in the last 5 minutes, with their last poll (kept in Redis, not in the database): `null`
+while Redis cannot be reached. Every other figure comes from the database, so an autoscaler keeps
+its signal through a Redis outage, and recording a poll never fails an activation.
 """
+import logging
 import time
 from datetime import timedelta
+
+from redis.exceptions import RedisError
 
 from sqlalchemy import case, func, select
 
@@ -16,6 +21,8 @@ from app import clock
 from app.engine import tx
 from app.engine.models import ACTIVATABLE, ACTIVATED, COMPLETED, STATUS, Incident, Job
 from app.extensions import db, get_redis
+
+log = logging.getLogger("conveyor.engine.stats")
 
 WINDOW = timedelta(minutes=5)
 WORKER_TTL_S = 300
@@ -43,7 +50,10 @@ def record_poll(tenant: str, job_type: str, worker: str) -> None:
     pipe = get_redis().pipeline(transaction=False)
     pipe.hset(key, worker, clock.epoch_ms(clock.utcnow()))
     pipe.expire(key, WORKER_TTL_S)
-    pipe.execute()
+    try:
+        pipe.execute()
+    except RedisError as exc:  # the worker still gets its jobs; the stats miss this poll
+        log.warning("could not record %r's poll for %r jobs: %s", worker, job_type, exc)
 
 
 def _span_ms(start, end):
@@ -89,13 +99,25 @@ def job_stats(*, tenant: str) -> dict:
         e["completions_per_minute"] = round(n / (WINDOW.total_seconds() / 60), 2)
         e["mean_activation_wait_ms"] = round(float(wait), 1) if wait is not None else None
         e["mean_processing_ms"] = round(float(work), 1) if work is not None else None
-    cutoff = clock.epoch_ms(now) - WORKER_TTL_S * 1000
-    pipe = get_redis().pipeline(transaction=False)  # one round trip for every type
-    for job_type in types:
-        pipe.hgetall(_workers_key(tenant, job_type))
-    for job_type, polls in zip(list(types), pipe.execute()):
-        types[job_type]["workers"] = sorted(
-            ({"worker": w.decode(), "last_poll_at": clock.iso(clock.utcnow().fromtimestamp(int(t) / 1000, now.tzinfo))}
-             for w, t in polls.items() if int(t) >= cutoff), key=lambda w: w["worker"])
+    for job_type, workers in _workers_seen(tenant, list(types), now).items():
+        types[job_type]["workers"] = workers
     return {"tenant_id": tenant, "generated_at": clock.iso(now), "window_seconds": int(WINDOW.total_seconds()),
             "types": sorted(types.values(), key=lambda t: t["type"])}
+
+
+def _workers_seen(tenant: str, job_types: list[str], now) -> dict[str, list | None]:
+    """Each type's workers that polled in the last WORKER_TTL_S, from Redis in one round trip; None
+    for every type while Redis cannot be reached (an empty list would claim that nobody polls)."""
+    cutoff = clock.epoch_ms(now) - WORKER_TTL_S * 1000
+    pipe = get_redis().pipeline(transaction=False)
+    for job_type in job_types:
+        pipe.hgetall(_workers_key(tenant, job_type))
+    try:
+        polled = pipe.execute()
+    except RedisError as exc:
+        log.warning("stats without workers: Redis cannot be reached: %s", exc)
+        return dict.fromkeys(job_types)
+    return {job_type: sorted(
+        ({"worker": w.decode(), "last_poll_at": clock.iso(clock.utcnow().fromtimestamp(int(t) / 1000, now.tzinfo))}
+         for w, t in polls.items() if int(t) >= cutoff), key=lambda w: w["worker"])
+        for job_type, polls in zip(job_types, polled)}

@@ -90,12 +90,23 @@ def start_job(*, name: str, user: User, project: Project | None = None, params: 
                                        content_type=content_type or "application/octet-stream", size=len(data),
                                        content=data, created_at=now))
         _record("job.created", job)
-    _enqueue(job)
+    _enqueue_accepted(job)
     return job
 
 
 def _new_rq_id() -> str:
     return "pj-" + uuid.uuid4().hex
+
+
+def _enqueue_accepted(job: Job) -> None:
+    """Enqueue a job whose Queued row is committed. Without Redis it stays accepted: an error answer
+    would invite the client to submit it again, and the reconciler enqueues a Queued job that RQ does
+    not hold once Redis is back (reconcile.py)."""
+    try:
+        _enqueue(job)
+    except RedisError as exc:
+        log.warning("job %s is accepted, but RQ cannot be reached (%s); it is enqueued once Redis is back",
+                    job.id, exc)
 
 
 def _enqueue(job: Job) -> None:
@@ -229,7 +240,7 @@ def retry(*, job_id: str, user: User) -> Job:
     job.cancel_requested, job.worker_name, job.rq_job_id = False, None, _new_rq_id()
     _record("job.created", job)
     db.session.commit()
-    _enqueue(job)
+    _enqueue_accepted(job)
     return job
 
 
