@@ -9,7 +9,9 @@ Surfaces:
 import logging
 
 from flask import current_app, g, jsonify, render_template, request
+from psycopg import OperationalError as DriverOperationalError
 from redis.exceptions import ConnectionError as RedisConnectionError, TimeoutError as RedisTimeoutError
+from sqlalchemy.exc import OperationalError as DatabaseOperationalError
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger("conveyor.errors")
@@ -144,11 +146,21 @@ def register_error_handlers(app):
     @app.errorhandler(RedisConnectionError)
     @app.errorhandler(RedisTimeoutError)
     def handle_redis_away(exc):
-        # What needs Redis and cannot do without it (a live feed, a cancel signal) says so, and when to
-        # retry; what can do without it (activate, complete, stats, submitting a job) does.
+        # What needs Redis and cannot do without it (a live feed) says so, and when to retry; what can
+        # do without it (activate, complete, stats, submitting a job) does.
         log.warning("Redis cannot be reached on %s %s: %s", request.method, request.path, exc)
         return handle_app_error(Unavailable("Redis cannot be reached; retry shortly", {"dependency": "redis"},
                                             headers={"Retry-After": "5"}))
+
+    @app.errorhandler(DatabaseOperationalError)
+    @app.errorhandler(DriverOperationalError)
+    def handle_database_away(exc):
+        # The DB-API's OperationalError: the database is down or unreachable, restarted under a
+        # connection, or busy past its timeouts (SQLite's write lock). The same request may succeed a
+        # moment later: a 503 says so, where a 500 would say "our bug".
+        log.warning("the database could not serve %s %s", request.method, request.path, exc_info=exc)
+        return handle_app_error(Unavailable("The database cannot serve this request now; retry shortly",
+                                            {"dependency": "database"}, headers={"Retry-After": "2"}))
 
     @app.errorhandler(Exception)
     def handle_unexpected(exc):

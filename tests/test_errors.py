@@ -129,3 +129,21 @@ def test_what_gunicorn_refuses_before_the_app_is_json_too(live_server):
         assert body["request_id"] == res.headers["X-Request-ID"]
         assert body["success"] is False  # the worker API's envelope, which a user API client reads as its own
     assert "Request Line is too large" in too_long.json()["error"]["message"]
+
+
+def test_a_database_that_cannot_be_reached_is_a_503_that_says_so(redis_url):
+    """Nothing listens where the database should be: each surface answers 503 in its own envelope, naming
+    the database and when to retry, not a 500 that reads as a bug of ours."""
+    from app import create_app
+    from tests import support
+
+    away = create_app(env={"DATABASE_URL": f"postgresql://postgres@127.0.0.1:{support.free_port()}/nothing",
+                           "REDIS_URL": redis_url, "LOG_LEVEL": "ERROR"})
+    client = away.test_client()
+    worker = client.get("/api/v1/jobs", headers={"X-API-Key": "cvk_deadbeef_" + "x" * 43})
+    assert worker.status_code == 503 and worker.headers["Retry-After"] == "2", worker.get_json()
+    assert worker.get_json()["success"] is False
+    assert worker.get_json()["error"]["details"] == {"dependency": "database"}
+    user = client.post("/auth/login", json={"email": "someone@example.com", "password": "a password"})
+    assert user.status_code == 503 and user.get_json()["error"]["code"] == "SERVICE_UNAVAILABLE", user.get_json()
+    assert client.get("/readyz").get_json()["checks"]["database"].startswith("error")
