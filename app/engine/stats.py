@@ -14,7 +14,6 @@ import time
 from datetime import timedelta
 
 from redis.exceptions import RedisError
-
 from sqlalchemy import case, func, select
 
 from app import clock
