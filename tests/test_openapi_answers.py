@@ -34,6 +34,10 @@ class Documented:
         self.components = _nullable(spec["components"])
         self.checked: set[tuple[str, str, int]] = set()
 
+    def validator(self, schema) -> Draft4Validator:
+        """A validator of `schema`, whose references resolve to the description's components."""
+        return Draft4Validator({**schema, "components": self.components})
+
     def __call__(self, method, template, status, *, path=None, **kw):
         res = getattr(self.client, method)(path or template, headers=kw.pop("headers", self.headers), **kw)
         body = res.get_json(silent=True)
@@ -48,7 +52,7 @@ class Documented:
             assert res.mimetype in documented["content"], (res.mimetype, documented)
             return res.data
         schema = documented["content"]["application/json"]["schema"]
-        errors = sorted(Draft4Validator({**schema, "components": self.components}).iter_errors(body), key=str)
+        errors = sorted(self.validator(schema).iter_errors(body), key=str)
         assert not errors, f"{method.upper()} {template} {status}: {[e.message for e in errors]}\n{json.dumps(body)}"
         return body
 
@@ -217,7 +221,7 @@ def test_the_user_apis_answers_match_the_description(client, make_user, rq_worke
 
 def _request_schema(call, method, template):
     body = call.spec["paths"][template][method]["requestBody"]["content"]["application/json"]["schema"]
-    return Draft4Validator({**body, "components": call.components})
+    return call.validator(body)
 
 
 def test_patch_jobs_rule_over_its_fields_is_in_the_description(call):

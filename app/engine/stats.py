@@ -117,6 +117,6 @@ def _workers_seen(tenant: str, job_types: list[str], now) -> dict[str, list | No
         log.warning("stats without workers: Redis cannot be reached: %s", exc)
         return dict.fromkeys(job_types)
     return {job_type: sorted(
-        ({"worker": w.decode(), "last_poll_at": clock.iso(clock.utcnow().fromtimestamp(int(t) / 1000, now.tzinfo))}
+        ({"worker": w.decode(), "last_poll_at": clock.iso(now.fromtimestamp(int(t) / 1000, now.tzinfo))}
          for w, t in polls.items() if int(t) >= cutoff), key=lambda w: w["worker"])
         for job_type, polls in zip(job_types, polled)}

@@ -35,7 +35,9 @@ def _rate_limit(user) -> None:
     item = parse_limit(current_app.config.get("SUBMIT_RATE_LIMIT", SUBMIT_RATE_LIMIT))
     try:
         allowed = limiter.limiter.hit(item, "submit-job", str(user.id))
-    except RedisError as exc:  # the limits live in Redis: without it, let through, as RATELIMIT_SWALLOW_ERRORS does
+    except RedisError as exc:  # the limits live in Redis; the setting flask-limiter obeys decides here too
+        if not current_app.config.get("RATELIMIT_SWALLOW_ERRORS"):
+            raise
         log.warning("submission rate limit not checked: %s", exc)
         return
     if not allowed:
